@@ -1,0 +1,37 @@
+# Every target sets itself up: a virtualenv in .venv with torch 2.13.0 installed first
+# (a bare `torch` requirement can pull a multi-GB CUDA build), then the project.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lensbatch-installed
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup demo test services lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Evaluate the sample corpus on an offline model: SQLite, no broker, no server.
+demo: setup
+	LENSBATCH_DATABASE_URL=sqlite:///demo.db $(BIN)/lensbatch run corpus/sample.jsonl \
+		--model gpt2-small-random
+
+# Redis and PostgreSQL binaries; the tests start their own servers on loopback.
+services:
+	bash scripts/install-services.sh
+
+test: setup services
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check lensbatch worker scheduler migrations tests
+	$(BIN)/mypy lensbatch worker scheduler
+
+clean:
+	rm -rf $(VENV) demo.db lensbatch.db .pytest_cache .mypy_cache .ruff_cache

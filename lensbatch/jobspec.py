@@ -1,0 +1,59 @@
+"""Job options: everything a worker needs to evaluate a job, stored with the job as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from lensbatch.errors import JobSpecError
+
+DTYPES = ("float32", "bfloat16", "float16")
+PADDING_SIDES = ("right", "left")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    model: str = "gpt2-small-random"
+    # Prepend BOS to every document, as TransformerLens does by default.
+    prepend_bos: bool = True
+    # Tokens (batch size x padded length) per forward pass.
+    batch_tokens: int = 8192
+    # Approximate tokens per queued task (estimated at submit from characters).
+    task_tokens: int = 16384
+    # Window stride for documents longer than the context; 0 means half the context.
+    stride: int = 0
+    dtype: str = "float32"
+    padding_side: str = "right"
+    queue: str = "cpu"
+    activations: tuple[str, ...] = field(default_factory=tuple)
+    stats: tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> JobSpec:
+        if not self.model.strip():
+            raise JobSpecError("model name is empty")
+        if self.batch_tokens <= 0:
+            raise JobSpecError(f"--batch-tokens must be positive, got {self.batch_tokens}")
+        if self.task_tokens <= 0:
+            raise JobSpecError(f"--task-tokens must be positive, got {self.task_tokens}")
+        if self.stride < 0:
+            raise JobSpecError(f"--stride must be zero or positive, got {self.stride}")
+        if self.dtype not in DTYPES:
+            raise JobSpecError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
+        if self.padding_side not in PADDING_SIDES:
+            raise JobSpecError(f"padding side must be right or left, got {self.padding_side}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["activations"] = list(self.activations)
+        data["stats"] = list(self.stats)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        for key in ("activations", "stats"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)

@@ -1,0 +1,129 @@
+"""The SQL schema, as SQLAlchemy Core tables.
+
+The tables are created only by Alembic migrations (migrations/versions); this module
+describes them for queries. Keep the two in step: tests/unit/test_migrations.py
+compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Models seen by workers: where they came from and the shapes the seed notebook prints.
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("source", String(32), nullable=False),  # builtin | local | hub
+    Column("config", JSON, nullable=False),
+    Column("weight_shapes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per submitted job; settings holds the full JobSpec (no secrets).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("model", String(255), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # queued|running|done|failed|cancelled
+    Column("corpus", Text, nullable=False),
+    Column("n_documents", Integer, nullable=False),
+    Column("n_tasks", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+# Document texts, stored once whatever the number of jobs that use them.
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    Column("n_chars", Integer, nullable=False),
+)
+
+# Which documents a job evaluates: seq is the position in the corpus (0-based) and is
+# what task messages carry; doc_id is the corpus's own id (or a generated one).
+job_documents = Table(
+    "job_documents",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("doc_id", String(512), nullable=False),
+    Column("document_id", BigInteger().with_variant(Integer, "sqlite"),
+           ForeignKey("documents.id"), nullable=False),
+    Column("source", Text, nullable=False),
+    UniqueConstraint("job_id", "doc_id", name="uq_job_documents_doc_id"),
+)
+
+# One row per (job, document): the metrics table of the design reference.
+results = Table(
+    "results",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("n_tokens", Integer, nullable=False),
+    Column("n_predictions", Integer, nullable=False),
+    Column("nll_sum", Float, nullable=False),
+    Column("loss", Float, nullable=True),
+    Column("n_correct", Integer, nullable=False),
+    Column("accuracy", Float, nullable=True),
+    Column("induction_candidates", Integer, nullable=False),
+    Column("induction_hits", Integer, nullable=False),
+    Column("induction_novel_hits", Integer, nullable=False),
+    Column("n_windows", Integer, nullable=False),
+    Column("worker", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)
+
+# Live workers; heartbeat_at tells which are still alive.
+workers = Table(
+    "workers",
+    metadata,
+    Column("name", String(255), primary_key=True),  # hostname:pid
+    Column("hostname", String(255), nullable=False),
+    Column("device", String(32), nullable=False),
+    Column("queues", String(255), nullable=False),
+    Column("current_task", String(255), nullable=True),
+    Column("documents_done", Integer, nullable=False, default=0),
+    Column("online", Boolean, nullable=False, default=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+RESULT_METRICS = (
+    "n_tokens",
+    "n_predictions",
+    "nll_sum",
+    "loss",
+    "n_correct",
+    "accuracy",
+    "induction_candidates",
+    "induction_hits",
+    "induction_novel_hits",
+)

@@ -1,0 +1,61 @@
+"""One typed settings object, read from the environment (prefix LENSBATCH_)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///lensbatch.db"
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str = DEFAULT_BROKER_URL
+    # Seconds a delivered but unacknowledged task stays invisible in Redis before it is
+    # handed to another worker. It must exceed the longest task; shorter means a killed
+    # worker's task comes back sooner (see README, "Reliability").
+    visibility_timeout: int = 600
+    # How often kombu looks for expired unacknowledged messages to restore.
+    restore_interval: int = 30
+    device: str = "auto"
+    # Where built-in models and tokenizer files are cached between runs.
+    cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "lensbatch")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        base = cls()
+        return replace(
+            base,
+            database_url=env.get("LENSBATCH_DATABASE_URL", base.database_url),
+            broker_url=env.get("LENSBATCH_BROKER_URL", base.broker_url),
+            visibility_timeout=int(
+                env.get("LENSBATCH_VISIBILITY_TIMEOUT", base.visibility_timeout)
+            ),
+            restore_interval=int(env.get("LENSBATCH_RESTORE_INTERVAL", base.restore_interval)),
+            device=env.get("LENSBATCH_DEVICE", base.device),
+            cache_dir=env.get("LENSBATCH_CACHE_DIR", base.cache_dir),
+        )
+
+
+def mask_url(url: str) -> str:
+    """Return the URL with any password replaced by ***, safe to print or store."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:***@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def url_host(url: str) -> str:
+    """Host and port of a URL, for error messages (never includes credentials)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return parts.path or url
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname

@@ -1,0 +1,1 @@
+"""Alembic migrations for the lensbatch schema (see lensbatch/db.py for how they run)."""

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install redis-server and PostgreSQL from Debian's packages when they are missing.
+# The test fixtures start their own servers on free loopback ports in throwaway
+# directories, so nothing here starts a service.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing ${need[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"

@@ -1,0 +1,59 @@
+"""Sliding windows score every target once; batching restores the original order."""
+
+import pytest
+import torch
+
+from worker.batching import budget_batches, map_in_length_batches, pad
+from worker.windows import split_windows
+
+
+@pytest.mark.parametrize(("n", "n_ctx", "stride"), [(5, 8, 4), (8, 8, 4), (9, 8, 4),
+                                                    (100, 16, 8), (100, 16, 15), (37, 10, 3)])
+def test_each_target_scored_once_within_context(n: int, n_ctx: int, stride: int) -> None:
+    tokens = list(range(n))
+    windows = split_windows(0, tokens, n_ctx, stride)
+    targets: list[int] = []
+    for w in windows:
+        assert len(w.tokens) <= n_ctx
+        assert w.tokens == tokens[w.start:w.start + len(w.tokens)]
+        targets += [w.start + p + 1 for p in range(w.score_from, len(w.tokens) - 1)]
+    assert targets == list(range(1, n))
+
+
+def test_later_windows_keep_preceding_context() -> None:
+    windows = split_windows(0, list(range(40)), n_ctx=16, stride=8)
+    assert [w.start for w in windows] == [0, 8, 16, 24]
+    assert [w.score_from for w in windows] == [0, 7, 7, 7]
+
+
+def test_bad_stride_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        split_windows(0, list(range(40)), n_ctx=16, stride=16)
+
+
+def test_budget_batches_respect_budget_and_cover_all() -> None:
+    lengths = [5, 50, 7, 20, 20, 3, 64]
+    batches = budget_batches(lengths, budget=64)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) * max(lengths[i] for i in batch) <= 64
+
+
+def test_map_restores_original_order() -> None:
+    items = ["ccc", "a", "bb", "dddd", "e"]
+    out = map_in_length_batches(items, [len(s) for s in items], 6,
+                                lambda batch: [s.upper() for s in batch])
+    assert out == ["CCC", "A", "BB", "DDDD", "E"]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_pad_places_tokens_and_mask(side: str) -> None:
+    tokens, mask, offsets = pad([[1, 2, 3], [4]], pad_id=0, side=side)
+    if side == "right":
+        assert tokens.tolist() == [[1, 2, 3], [4, 0, 0]]
+        assert offsets.tolist() == [0, 0]
+    else:
+        assert tokens.tolist() == [[1, 2, 3], [0, 0, 4]]
+        assert offsets.tolist() == [0, 2]
+    assert mask.sum(dim=1).tolist() == [3, 1]
+    assert mask.dtype == torch.long

@@ -1,0 +1,1 @@
+"""The worker side: Celery task, device choice, model loading, batching and metrics."""

@@ -1,0 +1,58 @@
+"""Sort by length, batch under a token budget, restore the original order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import torch
+
+Item = TypeVar("Item")
+Out = TypeVar("Out")
+
+
+def budget_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Indices grouped so that batch size x longest length stays within `budget`.
+
+    Longest first, so the first batch shows the peak memory at once. A single item
+    longer than the budget gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for index in order:
+        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= budget:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def map_in_length_batches(
+    items: Sequence[Item],
+    lengths: Sequence[int],
+    budget: int,
+    run_batch: Callable[[list[Item]], list[Out]],
+) -> list[Out]:
+    """Apply `run_batch` to length-sorted batches; return outputs in the items' order."""
+    outputs: dict[int, Out] = {}
+    for batch in budget_batches(lengths, budget):
+        for index, out in zip(batch, run_batch([items[i] for i in batch]), strict=True):
+            outputs[index] = out
+    return [outputs[index] for index in range(len(items))]
+
+
+def pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, side: str = "right"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tokens [batch, pos], attention mask [batch, pos] and each sequence's offset [batch]
+    (where its first real token sits: 0 for right padding)."""
+    width = max(len(s) for s in sequences)
+    tokens = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    offsets = torch.zeros(len(sequences), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        offset = width - len(seq) if side == "left" else 0
+        tokens[row, offset:offset + len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, offset:offset + len(seq)] = 1
+        offsets[row] = offset
+    return tokens, mask, offsets

@@ -1,0 +1,62 @@
+"""Per-position metrics as small pure functions on shape-annotated tensors.
+
+Position i predicts token i+1, so a sequence of p tokens has p-1 predictions. These
+functions never look at padding: callers pick the positions that count.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def next_token_nll(
+    logits: torch.Tensor,  # [batch, pos, d_vocab]
+    tokens: torch.Tensor,  # [batch, pos]
+) -> torch.Tensor:  # [batch, pos - 1], float32
+    """Cross-entropy of each next token, in nats (what lm_cross_entropy_loss averages)."""
+    logits = logits[:, :-1].float()
+    targets = tokens[:, 1:].unsqueeze(-1)  # [batch, pos - 1, 1]
+    # logsumexp - logit[target] is -log_softmax[target] without a second full-vocab tensor.
+    return torch.logsumexp(logits, dim=-1) - logits.gather(-1, targets).squeeze(-1)
+
+
+def next_token_correct(
+    logits: torch.Tensor,  # [batch, pos, d_vocab]
+    tokens: torch.Tensor,  # [batch, pos]
+) -> torch.Tensor:  # [batch, pos - 1], bool
+    """Whether the argmax prediction at each position equals the next token."""
+    return logits[:, :-1].argmax(dim=-1) == tokens[:, 1:]
+
+
+def earlier_bigram_position(
+    tokens: torch.Tensor,  # [pos], int64
+) -> torch.Tensor:  # [pos - 1], int64
+    """For each position i, the first j < i with (tok[j], tok[j+1]) == (tok[i], tok[i+1]),
+    or -1 when the bigram at i is new. Positions with j >= 0 are induction candidates."""
+    n = tokens.shape[0] - 1
+    if n <= 0:
+        return torch.empty(0, dtype=torch.long)
+    width = int(tokens.max().item()) + 1
+    codes = tokens[:-1] * width + tokens[1:]  # [pos - 1], one int per bigram
+    _, inverse = torch.unique(codes, return_inverse=True)
+    positions = torch.arange(n)
+    first = torch.full((int(inverse.max().item()) + 1,), n, dtype=torch.long)
+    first = first.scatter_reduce(0, inverse, positions, reduce="amin")  # [n_unique]
+    first_at = first[inverse]  # [pos - 1]
+    return torch.where(first_at < positions, first_at, torch.full_like(first_at, -1))
+
+
+def induction_counts(
+    correct: torch.Tensor,  # [n_predictions], bool, one document, every position scored
+    earlier: torch.Tensor,  # [n_predictions], int64, first earlier occurrence or -1
+) -> tuple[int, int, int]:
+    """(candidates, hits, novel hits) for one document.
+
+    A hit is a candidate predicted correctly; a novel hit is a hit whose bigram's first
+    occurrence was predicted wrongly (the seed notebook's 'ooked', 'Trans', 'former').
+    """
+    candidate = earlier >= 0
+    hits = candidate & correct
+    first_correct = correct[earlier.clamp(min=0)]
+    novel = hits & ~first_correct
+    return int(candidate.sum()), int(hits.sum()), int(novel.sum())
