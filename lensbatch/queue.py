@@ -29,7 +29,17 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue="cpu",
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # A delivered message that is not acknowledged within visibility_timeout is put
+        # back on its queue by whichever worker's consumer next sweeps the unacked index
+        # (kombu's QoS.restore_visible). kombu sweeps every unacked_restore_interval
+        # seconds but scans Redis only on every unacked_restore_throttle-th sweep;
+        # throttle 1 makes restore_interval the real period. A killed worker's task thus
+        # comes back after visibility_timeout + up to restore_interval seconds.
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": settings.restore_interval,
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
         worker_hijack_root_logger=False,

@@ -127,3 +127,19 @@ RESULT_METRICS = (
     "induction_hits",
     "induction_novel_hits",
 )
+
+# Documents whose evaluation raised or produced non-finite numbers. `final` is set once
+# `attempts` reaches the bound (LENSBATCH_MAX_ATTEMPTS): the document then counts as
+# finished (failed) and is retried only by `lensbatch resume JOB --failed`.
+document_failures = Table(
+    "document_failures",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)

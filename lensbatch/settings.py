@@ -18,8 +18,11 @@ class Settings:
     # handed to another worker. It must exceed the longest task; shorter means a killed
     # worker's task comes back sooner (see README, "Reliability").
     visibility_timeout: int = 600
-    # How often kombu looks for expired unacknowledged messages to restore.
+    # How often (seconds) each worker's consumer looks for expired unacknowledged
+    # messages and puts them back on their queue.
     restore_interval: int = 30
+    # Attempts per document before it is recorded as failed (poison input).
+    max_attempts: int = 3
     device: str = "auto"
     # Where built-in models and tokenizer files are cached between runs.
     cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "lensbatch")
@@ -36,6 +39,7 @@ class Settings:
                 env.get("LENSBATCH_VISIBILITY_TIMEOUT", base.visibility_timeout)
             ),
             restore_interval=int(env.get("LENSBATCH_RESTORE_INTERVAL", base.restore_interval)),
+            max_attempts=int(env.get("LENSBATCH_MAX_ATTEMPTS", base.max_attempts)),
             device=env.get("LENSBATCH_DEVICE", base.device),
             cache_dir=env.get("LENSBATCH_CACHE_DIR", base.cache_dir),
         )

@@ -118,6 +118,7 @@ def worker(
     if concurrency < 1:
         raise typer.BadParameter("--concurrency must be at least 1")
     os.environ["LENSBATCH_DEVICE"] = device
+    os.environ["LENSBATCH_WORKER_QUEUES"] = queues
     from worker.tasks import app as celery_app
 
     settings = _settings()
@@ -140,16 +141,19 @@ def status(
 
     Example: lensbatch status 3f2a9c1e0b7d4e21 --watch
     """
+    from scheduler.cli_jobs import print_failed_documents, print_workers
     from scheduler.output import summary_table
     from scheduler.queries import job_summary
 
     engine = _engine()
     if job is None:
         jobs()
+        print_workers(engine)
         return
     while True:
         summary = job_summary(engine, job)
         console.print(summary_table(summary))
+        print_failed_documents(engine, job)
         if not watch or summary.status in ("done", "failed", "cancelled"):
             break
         time.sleep(2)
@@ -236,3 +240,5 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+from scheduler import cli_jobs  # noqa: E402,F401

@@ -29,7 +29,7 @@ def run_local(
 ) -> RunReport:
     from worker.device import pick_device
     from worker.models import load_model
-    from worker.service import Runtime, process_task
+    from worker.service import Runtime, process_task_settled
 
     runtime = Runtime(device=str(pick_device(device)))
     load_model(spec.model, runtime.device, spec.dtype)  # fail before storing anything
@@ -40,7 +40,7 @@ def run_local(
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         bar = progress.add_task("run", total=job.n_documents)
         for seqs in job.tasks:
-            process_task(engine, job.job_id, seqs, runtime)
+            process_task_settled(engine, job.job_id, seqs, runtime)
             progress.advance(bar, len(seqs))
     seconds = time.perf_counter() - started
     summary = job_summary(engine, job.job_id)

@@ -82,7 +82,10 @@ def _pg_bin(name: str) -> str:
 class PostgresServer:
     """initdb + pg_ctl as the postgres user when running as root (PostgreSQL refuses root)."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        # durable=False trades crash safety for speed (fsync and synchronous_commit off):
+        # a crash (immediate stop) may then lose commits that were acknowledged.
+        self.durable = durable
         self.dir = Path(tempfile.mkdtemp(prefix="lensbatch-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
@@ -101,8 +104,9 @@ class PostgresServer:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def start(self) -> None:
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir}"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
                   str(self.dir / "log"), "-w", "start")
         wait_for_port(self.port)
@@ -111,8 +115,12 @@ class PostgresServer:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def restart(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self.shutdown()
         self.start()
+
+    def shutdown(self) -> None:
+        """Immediate stop, keeping the data: start() brings the same databases back."""
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def stop(self) -> None:
         try:

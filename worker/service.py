@@ -2,7 +2,8 @@
 
 Celery's task (worker/tasks.py) and `lensbatch run` both call process_task, and tests
 call it directly. Writing is an upsert keyed on (job, document) in one transaction, so
-running a task twice changes nothing.
+running a task twice changes nothing. Database work is retried with backoff
+(worker/dbretry.py); documents that fail are isolated and counted (worker/failures.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,21 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, Row, and_, func, select, update
 
 from lensbatch import schema
 from lensbatch.errors import ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.upsert import upsert
+from worker.dbretry import retry_db
 from worker.evaluate import DocMetrics, evaluate_texts
+from worker.failures import (
+    DocumentsFailed,
+    Outcome,
+    count_final_failures,
+    evaluate_isolating,
+    record_failures,
+)
 from worker.models import load_model
 
 log = logging.getLogger("lensbatch.worker")
@@ -33,6 +42,8 @@ class Runtime:
 
     device: str
     name: str = f"{socket.gethostname()}:{os.getpid()}"
+    # Attempts per document before it is recorded as failed for good.
+    max_attempts: int = 3
 
 
 def now() -> datetime:
@@ -42,13 +53,17 @@ def now() -> datetime:
 def pending_documents(
     connection: Connection, job_id: str, seqs: list[int]
 ) -> list[tuple[int, str]]:
-    """(seq, text) of the given documents that have no result yet, in seq order."""
+    """(seq, text) of the given documents with no result that have not failed for good."""
     jd, docs, res = schema.job_documents, schema.documents, schema.results
+    fails = schema.document_failures
     query = (
         select(jd.c.seq, docs.c.text)
         .join(docs, docs.c.id == jd.c.document_id)
         .outerjoin(res, and_(res.c.job_id == jd.c.job_id, res.c.seq == jd.c.seq))
-        .where(jd.c.job_id == job_id, jd.c.seq.in_(seqs), res.c.seq.is_(None))
+        .outerjoin(fails, and_(fails.c.job_id == jd.c.job_id, fails.c.seq == jd.c.seq,
+                               fails.c.final.is_(True)))
+        .where(jd.c.job_id == job_id, jd.c.seq.in_(seqs), res.c.seq.is_(None),
+               fails.c.seq.is_(None))
         .order_by(jd.c.seq)
     )
     return [(row.seq, row.text) for row in connection.execute(query)]
@@ -64,16 +79,17 @@ def fail_job(engine: Engine, job_id: str, message: str) -> None:
 
 
 def finish_if_complete(connection: Connection, job_id: str) -> None:
-    """Mark the job done once every document has a result."""
+    """Mark the job done once every document has a result or has failed for good."""
     done = select(func.count()).select_from(schema.results).where(
         schema.results.c.job_id == job_id
     )
+    finished = done.scalar_subquery() + count_final_failures(connection, job_id)
     connection.execute(
         update(schema.jobs)
         .where(
             schema.jobs.c.id == job_id,
             schema.jobs.c.status.in_(("queued", "running")),
-            schema.jobs.c.n_documents <= done.scalar_subquery(),
+            schema.jobs.c.n_documents <= finished,
         )
         .values(status="done", finished_at=now())
     )
@@ -89,8 +105,8 @@ def result_rows(
     ]
 
 
-def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> int:
-    """Evaluate the job's documents `seqs` that lack results; return how many were written."""
+def _claim(engine: Engine, job_id: str, seqs: list[int]) -> tuple[Row | None, list]:
+    """Read the job and the documents still to do; mark the job running."""
     with engine.begin() as connection:
         job = connection.execute(
             select(schema.jobs.c.status, schema.jobs.c.settings).where(
@@ -98,27 +114,68 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
             )
         ).first()
         if job is None or job.status in FINISHED:
-            return 0  # unknown, cancelled or already failed: drop the task
+            return job, []
         todo = pending_documents(connection, job_id, seqs)
         if not todo:
             finish_if_complete(connection, job_id)
-            return 0
+            return job, []
         connection.execute(
             update(schema.jobs)
             .where(schema.jobs.c.id == job_id, schema.jobs.c.status == "queued")
             .values(status="running", started_at=now())
         )
+    return job, todo
+
+
+def _write(engine: Engine, job_id: str, outcome: Outcome, runtime: Runtime) -> list[int]:
+    """Results and failures in one transaction; return the failed seqs with attempts left."""
+    with engine.begin() as connection:
+        if outcome.done:
+            seqs = [seq for seq, _ in outcome.done]
+            metrics = [m for _, m in outcome.done]
+            upsert(connection, schema.results, result_rows(job_id, seqs, metrics, runtime.name),
+                   keys=("job_id", "seq"))
+        retry = record_failures(connection, job_id, outcome.failed, runtime.max_attempts)
+        finish_if_complete(connection, job_id)
+    return retry
+
+
+def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> int:
+    """Evaluate the job's documents `seqs` that lack results; return how many were written.
+
+    Raises DocumentsFailed when some documents failed and have attempts left (after the
+    others' results are committed), so that the caller retries the task.
+    """
+    job, todo = retry_db(lambda: _claim(engine, job_id, seqs), "reading the task")
+    if job is None or job.status in FINISHED:
+        log.info("dropping task of job %s: job is %s", job_id,
+                 "unknown" if job is None else job.status)
+        return 0
+    if not todo:
+        return 0
     spec = JobSpec.from_json(job.settings)
     try:
         model = load_model(spec.model, runtime.device, spec.dtype)
     except ModelUnavailable as exc:
-        fail_job(engine, job_id, str(exc))
-        log.error("job %s failed: %s", job_id, exc)
+        message = str(exc)
+        retry_db(lambda: fail_job(engine, job_id, message), "failing the job")
+        log.error("job %s failed: %s", job_id, message)
         return 0
-    todo_seqs = [seq for seq, _ in todo]
-    metrics = evaluate_texts(model, [text for _, text in todo], spec)
-    with engine.begin() as connection:
-        upsert(connection, schema.results, result_rows(job_id, todo_seqs, metrics, runtime.name),
-               keys=("job_id", "seq"))
-        finish_if_complete(connection, job_id)
-    return len(todo_seqs)
+    outcome = evaluate_isolating(lambda texts: evaluate_texts(model, texts, spec), todo)
+    for seq, error in outcome.failed:
+        log.warning("job %s document %d failed: %s", job_id, seq, error)
+    retry = retry_db(lambda: _write(engine, job_id, outcome, runtime), "writing results")
+    if retry:
+        raise DocumentsFailed(job_id, retry, len(outcome.done))
+    return len(outcome.done)
+
+
+def process_task_settled(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> int:
+    """process_task, retried in place until no document has attempts left (for `run`)."""
+    written = 0
+    for _ in range(runtime.max_attempts):
+        try:
+            return written + process_task(engine, job_id, seqs, runtime)
+        except DocumentsFailed as exc:
+            written += exc.written
+    return written

@@ -1,0 +1,200 @@
+"""Fault injection against real processes: workers, Redis and PostgreSQL are killed,
+stopped and restarted by their own process ids while a job runs.
+
+Figures (documents, results, duplicated, lost, recovery time) go to
+bench-results/fault-injection.md and are printed at the end (pytest -s).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli import lensbatch
+from tests.faults import FAULTS, FaultRow, Probe, Worker, duplicates_and_lost, write_corpus
+from tests.services import PostgresServer, RedisServer
+
+pytestmark = pytest.mark.integration
+
+# Short enough that a killed worker's task is back within seconds; see README.
+FAST_REDELIVERY = {"LENSBATCH_VISIBILITY_TIMEOUT": "4", "LENSBATCH_RESTORE_INTERVAL": "1"}
+TASK_TOKENS = "1000"  # about 20 short documents, one to three seconds per task here
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary() -> Iterator[None]:
+    yield
+    FAULTS.write()
+
+
+@pytest.fixture()
+def redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, free to be killed."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def submit(corpus: Path, env: dict[str, str], model: str, *extra: str) -> str:
+    result = lensbatch("submit", str(corpus), "--model", model, "--task-tokens", TASK_TOKENS,
+                       *extra, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def task_seqs(task: str) -> list[int]:
+    """current_task is 'JOB:FIRST-LAST'."""
+    first, last = task.rsplit(":", 1)[1].split("-")
+    return list(range(int(first), int(last) + 1))
+
+
+def record(fault: str, n: int, probe: Probe, job: str, seconds: float, note: str) -> None:
+    seqs = probe.result_seqs(job)
+    duplicated, lost = duplicates_and_lost(n, seqs)
+    FAULTS.add(FaultRow(fault, n, len(seqs), duplicated, lost, seconds, note))
+
+
+def test_sigkill_worker_mid_task(tmp_path: Path, redis: RedisServer, postgres_url: str,
+                                 tiny_checkpoint: str) -> None:
+    env = {"LENSBATCH_BROKER_URL": redis.url, "LENSBATCH_DATABASE_URL": postgres_url,
+           **FAST_REDELIVERY}
+    n = 120
+    probe = Probe(postgres_url)
+    lensbatch("db", "upgrade", env=env)
+    w1, w2 = Worker(env, tmp_path / "w1.log"), Worker(env, tmp_path / "w2.log")
+    try:
+        name1, name2 = probe.pool_name(w1), probe.pool_name(w2)
+        job = submit(write_corpus(tmp_path / "c.jsonl", n), env, tiny_checkpoint)
+        probe.wait(lambda: probe.current_task(name1) is not None, 90, "worker 1 busy")
+        killed = task_seqs(str(probe.current_task(name1)))
+        w1.kill()
+        killed_at = time.monotonic()
+        probe.wait(lambda: set(killed) <= set(probe.result_seqs(job)), 60, "task redelivered")
+        recovery = time.monotonic() - killed_at
+        probe.wait_done(job)
+        by_worker = probe.results_by(job)
+    finally:
+        w1.kill()
+        w2.stop()
+    assert sorted(by_worker) == list(range(n))
+    assert {by_worker[seq] for seq in killed} == {name2}, "the killed task was redone by w2"
+    record("worker SIGKILL mid-task (2 workers)", n, probe, job, recovery,
+           "kill to killed task's results")
+    probe.close()
+
+
+def test_task_outliving_visibility_timeout_runs_twice_without_duplicates(
+    tmp_path: Path, redis: RedisServer, postgres_url: str, tiny_checkpoint: str
+) -> None:
+    env = {"LENSBATCH_BROKER_URL": redis.url, "LENSBATCH_DATABASE_URL": postgres_url,
+           **FAST_REDELIVERY}
+    n = 60
+    probe = Probe(postgres_url)
+    lensbatch("db", "upgrade", env=env)
+    w1 = Worker(env, tmp_path / "w1.log")
+    w2: Worker | None = None
+    try:
+        name1 = probe.pool_name(w1)
+        job = submit(write_corpus(tmp_path / "c.jsonl", n), env, tiny_checkpoint)
+        probe.wait(lambda: probe.current_task(name1) is not None, 90, "worker 1 busy")
+        stalled = task_seqs(str(probe.current_task(name1)))
+        w1.signal(signal.SIGSTOP)  # the task now outlives the 4 s visibility timeout
+        stopped_at = time.monotonic()
+        w2 = Worker(env, tmp_path / "w2.log")
+        name2 = probe.pool_name(w2)
+        probe.wait_done(job)
+        recovery = time.monotonic() - stopped_at
+        assert {probe.results_by(job)[seq] for seq in stalled} == {name2}
+        w1.signal(signal.SIGCONT)  # the first run finishes too, and writes again
+        line = f"seqs={stalled[0]}-{stalled[-1]}"
+        probe.wait(lambda: line in w1.text(), 60, "stalled task finished")
+        by_worker = probe.results_by(job)
+    finally:
+        w1.stop()
+        if w2 is not None:
+            w2.stop()
+    assert line in w2.text(), "the task ran on both workers"
+    assert sorted(by_worker) == list(range(n))
+    assert {by_worker[seq] for seq in stalled} == {name1}, "second write was an upsert"
+    record("task outlives visibility timeout (SIGSTOP)", n, probe, job, recovery,
+           "ran twice, upserted")
+    probe.close()
+
+
+def test_broker_loss_then_resume(tmp_path: Path, redis: RedisServer, postgres_url: str,
+                                 tiny_checkpoint: str) -> None:
+    env = {"LENSBATCH_BROKER_URL": redis.url, "LENSBATCH_DATABASE_URL": postgres_url,
+           **FAST_REDELIVERY}
+    n = 120
+    probe = Probe(postgres_url)
+    lensbatch("db", "upgrade", env=env)
+    w1 = Worker(env, tmp_path / "w1.log")
+    try:
+        name1 = probe.pool_name(w1)
+        job = submit(write_corpus(tmp_path / "c.jsonl", n), env, tiny_checkpoint)
+        probe.wait(lambda: len(probe.result_seqs(job)) > 0, 90, "first results")
+        redis.kill()  # the queue lived only in memory: it is gone
+        killed_at = time.monotonic()
+        before = len(probe.result_seqs(job))
+        status = lensbatch("status", job, env=env)
+        after = len(probe.result_seqs(job))
+        assert status.returncode == 0, status.stderr
+        shown = int(re.search(r"(\d+) / 120", status.stdout).group(1))  # type: ignore[union-attr]
+        assert before <= shown <= after
+        probe.wait(lambda: probe.current_task(name1) is None, 60, "in-flight task done")
+        done = len(probe.result_seqs(job))
+        assert 0 < done < n
+        redis.start()
+        resumed = lensbatch("resume", job, env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"re-enqueued {n - done} documents" in resumed.stdout
+        probe.wait_done(job)
+        recovery = time.monotonic() - killed_at
+        final = lensbatch("status", job, env=env).stdout
+    finally:
+        w1.stop()
+    assert f"{n} / {n}" in final and "done" in final
+    assert probe.result_seqs(job) == list(range(n))
+    record("Redis SIGKILL, queue lost, resume", n, probe, job, recovery,
+           f"resume re-enqueued {n - done}")
+    probe.close()
+
+
+def test_database_restart_mid_job(tmp_path: Path, redis: RedisServer,
+                                  tiny_checkpoint: str) -> None:
+    pg = PostgresServer(durable=True)  # an immediate stop must not lose commits
+    pg.start()
+    env = {"LENSBATCH_BROKER_URL": redis.url, "LENSBATCH_DATABASE_URL": pg.url,
+           **FAST_REDELIVERY}
+    n = 120
+    probe = Probe(pg.url)
+    lensbatch("db", "upgrade", env=env)
+    w1 = Worker(env, tmp_path / "w1.log")
+    try:
+        probe.pool_name(w1)
+        job = submit(write_corpus(tmp_path / "c.jsonl", n), env, tiny_checkpoint)
+        probe.wait(lambda: len(probe.result_seqs(job)) > 0, 90, "first results")
+        old_pid = pg.pid()
+        pg.shutdown()
+        down_at = time.monotonic()
+        probe.wait(lambda: "database unavailable during" in w1.text(), 60, "worker retrying")
+        pg.start()
+        assert pg.pid() != old_pid
+        probe.wait_done(job)
+        recovery = time.monotonic() - down_at
+        by_worker = probe.results_by(job)
+    finally:
+        w1.stop()
+        probe.close()
+    assert sorted(by_worker) == list(range(n))
+    assert probe.status(job) == "done"
+    record("PostgreSQL stopped and restarted", n, probe, job, recovery,
+           "writes retried with backoff")
+    probe.close()
+    pg.stop()
