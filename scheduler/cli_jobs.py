@@ -25,11 +25,13 @@ def resume(
     Example: lensbatch resume 3f2a9c1e0b7d4e21 --failed
     """
     from scheduler.enqueue import check_broker, enqueue
+    from scheduler.queries import job_summary
     from scheduler.recovery import plan_resume
 
     settings = _settings()
     engine = _engine()
-    check_broker(settings)
+    job_summary(engine, job)  # a wrong id is named before the broker is tried
+    check_broker(settings)  # before the job is touched: nothing changes without a broker
     plan = plan_resume(engine, job, failed_only=failed)
     enqueue(settings, plan.job_id, plan.tasks, plan.queue)
     kind = "failed documents" if failed else "documents"

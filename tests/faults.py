@@ -24,6 +24,31 @@ WORDS = ("the quick brown fox jumps over the lazy dog while researchers count in
          "heads in small transformers and attention patterns repeat").split()
 
 
+POISON_WORD = " banana"  # one GPT-2 token; its embedding is NaN in the poisoned model
+
+
+def make_poisoned_checkpoint(path: Path) -> str:
+    """A tiny GPT-2 whose input embedding of one token is NaN: every document that
+    contains the token yields NaN loss, every other document is unaffected (untied
+    unembedding, causal attention)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from worker.tokenizer import gpt2_tokenizer
+
+    tokenizer = gpt2_tokenizer()
+    (token,) = tokenizer(POISON_WORD, add_special_tokens=False)["input_ids"]
+    torch.manual_seed(1234)
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=64,
+                        tie_word_embeddings=False)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        model.transformer.wte.weight[token] = float("nan")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
 def write_corpus(path: Path, n_docs: int, words_per_doc: int = 36, prefix: str = "d") -> Path:
     """Short documents (about 45 tokens: one window each for the tiny model)."""
     lines = []
