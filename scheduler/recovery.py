@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, select, update
@@ -13,6 +13,9 @@ from lensbatch.errors import JobNotFound, UserError
 from scheduler.jobs import CHARS_PER_TOKEN, TaskPlanner
 
 FINISHED = ("done", "failed", "cancelled")
+# A worker whose heartbeat (every 5 s) is older than this is shown as lost: it was
+# killed or cut off without shutting down.
+STALE_SECONDS = 30
 
 
 class JobFinished(UserError):
@@ -97,14 +100,22 @@ def failed_documents(engine: Engine, job_id: str) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in connection.execute(query)]
 
 
+def _age(stamp: datetime) -> float:
+    if stamp.tzinfo is None:  # SQLite returns naive timestamps; they were written in UTC
+        stamp = stamp.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - stamp).total_seconds()
+
+
 def worker_rows(engine: Engine) -> list[dict[str, Any]]:
     w = schema.workers
     with engine.connect() as connection:
         rows = connection.execute(select(w).order_by(w.c.hostname, w.c.name)).all()
-    return [
-        {"worker": r.name, "hostname": r.hostname, "device": r.device, "queues": r.queues,
-         "current task": r.current_task or "-", "documents done": r.documents_done,
-         "online": "yes" if r.online else "no",
-         "last heartbeat": r.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S")}
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        age = _age(r.heartbeat_at)
+        state = "no" if not r.online else ("lost" if age > STALE_SECONDS else "yes")
+        out.append({"worker": r.name, "hostname": r.hostname, "device": r.device,
+                    "queues": r.queues, "current task": r.current_task or "-",
+                    "documents done": r.documents_done, "online": state,
+                    "last heartbeat": f"{age:.0f}s ago"})
+    return out

@@ -176,6 +176,9 @@ def test_two_workers_share_work_and_queues_route_by_device(
     assert set(probe.results_by(routed).values()) == {name2}, "gpu queue: only w2"
     assert workers[name1]["queues"] == "cpu" and workers[name2]["queues"] == "cpu,gpu"
     assert workers[name1]["device"] == workers[name2]["device"] == "cpu"
+    for worker in (workers[name1], workers[name2]):
+        assert worker["heartbeat_at"] > worker["started_at"], "heartbeat refreshed"  # type: ignore[operator]
+        assert worker["current_task"] is None and worker["online"]
     assert sum(int(w["documents_done"]) for w in workers.values()) == 140  # type: ignore[call-overload]
     for name in (name1, name2):
         assert name in status
