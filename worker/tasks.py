@@ -52,11 +52,11 @@ def runtime():  # type: ignore[no-untyped-def]
 )
 def evaluate(self, job_id: str, seqs: list[int]) -> int:  # type: ignore[no-untyped-def]
     from worker.service import process_task
+    from worker.tasklog import task_line, task_tokens
 
     started = time.perf_counter()
     written = process_task(engine(), job_id, list(seqs), runtime())
-    log.info(
-        "task job=%s documents=%d written=%d seconds=%.2f device=%s",
-        job_id, len(seqs), written, time.perf_counter() - started, runtime().device,
-    )
+    seconds = time.perf_counter() - started
+    tokens = task_tokens(engine(), job_id, list(seqs))
+    log.info("%s", task_line(job_id, list(seqs), written, tokens, seconds, runtime().device))
     return written
