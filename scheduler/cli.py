@@ -71,7 +71,6 @@ def run(
     """
     from scheduler.local import run_local
     from scheduler.output import summary_table
-
     from scheduler.progress import ProgressView
 
     spec = _spec(model, batch_tokens, task_tokens, stride, no_bos, dtype)

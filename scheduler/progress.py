@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from sqlalchemy import Engine, MetaData, Table, func, inspect, select
 
 from lensbatch import schema
@@ -133,7 +133,9 @@ def _duration(seconds: float | None) -> str:
         return "-"
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    if hours:
+        return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{rest // 60}:{rest % 60:02d}"
 
 
 def plain_line(snap: Snapshot, rate: Rate) -> str:
@@ -161,12 +163,14 @@ class ProgressView:
 
     def __enter__(self) -> ProgressView:
         if self.terminal:
-            columns = (TextColumn("[bold]{task.fields[job]}"), BarColumn(),
-                       TextColumn("{task.fields[docs]} docs · {task.fields[tokens]} tokens"),
-                       TextColumn("· {task.fields[speed]} tok/s · ETA {task.fields[eta]}"),
-                       TextColumn("· failed {task.fields[failed]} · workers "
-                                  "{task.fields[workers]}"),
-                       TimeElapsedColumn())
+            # Fits 80 columns; the job id goes on a line of its own above the bar.
+            columns = (BarColumn(bar_width=12),
+                       TextColumn("{task.fields[docs]} docs"),
+                       TextColumn("{task.fields[tokens]} tok"),
+                       TextColumn("{task.fields[speed]} tok/s"),
+                       TextColumn("ETA {task.fields[eta]}"),
+                       TextColumn("{task.fields[failed]} failed"),
+                       TextColumn("{task.fields[workers]} workers"))
             self._progress = Progress(*columns, console=Console(file=self.out))
             self._progress.__enter__()
         return self
@@ -182,13 +186,14 @@ class ProgressView:
             self.out.flush()
             return
         speed = self.rate.tokens_per_s()
-        fields = {
-            "job": snap.job_id, "docs": f"{snap.docs_done}/{snap.docs_total}",
+        fields: dict[str, Any] = {  # rich passes these to the TextColumns
+            "docs": f"{snap.docs_done}/{snap.docs_total}",
             "tokens": f"{snap.tokens_done}/{'' if snap.finished else '~'}{snap.tokens_total}",
             "speed": "-" if speed is None else f"{speed:.0f}",
             "eta": _duration(self.rate.eta_s()), "failed": snap.failed, "workers": snap.workers,
         }
         if self._bar is None:
+            self._progress.console.print(f"[bold]job {snap.job_id}[/bold]", highlight=False)
             self._bar = self._progress.add_task("job", total=snap.docs_total, **fields)
         self._progress.update(self._bar, completed=snap.docs_done, total=snap.docs_total,
                               **fields)

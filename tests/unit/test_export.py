@@ -139,3 +139,19 @@ def test_views_answer_without_join_keys(job: tuple[Engine, str]) -> None:
     assert jobs["documents_done"] == len(DOCS) and jobs["status"] == "done"
     assert jobs["loss"] == pytest.approx(sum(a for a, _ in expected_loss)
                                          / sum(b for _, b in expected_loss))
+
+
+def test_task_log_line_is_structured(job: tuple[Engine, str]) -> None:
+    from worker.tasklog import task_line, task_tokens
+
+    engine, job_id = job
+    with engine.connect() as connection:
+        tokens = {row.seq: row.n_tokens for row in connection.execute(
+            select(schema.results.c.seq, schema.results.c.n_tokens)
+            .where(schema.results.c.job_id == job_id))}
+    assert task_tokens(engine, job_id, [0, 2]) == tokens[0] + tokens[2]
+    line = task_line(job_id, [0, 2], 2, 300, 1.5, "cpu")
+    fields = dict(pair.split("=", 1) for pair in line.split()[1:])
+    assert line.startswith("task ")
+    assert fields == {"job": job_id, "documents": "2", "written": "2", "tokens": "300",
+                      "seconds": "1.50", "tokens_per_s": "200.0", "device": "cpu"}

@@ -37,7 +37,7 @@ def test_rate_and_eta() -> None:
                                                          "workers=2")
     rate.update(snap(5, 400, at=102.0))  # 200 tokens/s, 600 to go -> 3 s
     line = plain_line(snap(5, 400, 102.0), rate)
-    assert "documents=5/10 tokens=400/~1000 tokens_per_s=200.0 eta=0:00:03" in line
+    assert "documents=5/10 tokens=400/~1000 tokens_per_s=200.0 eta=0:03" in line
 
 
 def test_view_writes_plain_lines_off_terminal() -> None:

@@ -33,7 +33,6 @@ from sqlalchemy import (
 )
 
 from lensbatch import schema
-
 from scheduler.report import render, write_report
 from scheduler.report_text import Hit, highlight
 from tests.jobdb import finished_job, write_corpus
