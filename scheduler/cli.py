@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Annotated
 
 import typer
@@ -31,7 +30,8 @@ TaskTokens = Annotated[int, typer.Option(help="Approximate tokens per queued tas
 Stride = Annotated[int, typer.Option(help="Window stride for long documents; 0 = n_ctx/2.")]
 NoBos = Annotated[bool, typer.Option("--no-bos", help="Do not prepend BOS.")]
 Dtype = Annotated[str, typer.Option(help="float32, or bfloat16/float16 on accelerators.")]
-Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or jsonl.")]
+Format = Annotated[str, typer.Option("--format", "-f",
+                                     help="table, csv, jsonl, or parquet (needs --output).")]
 
 
 def _settings() -> Settings:
@@ -71,9 +71,11 @@ def run(
     """
     from scheduler.local import run_local
     from scheduler.output import summary_table
+    from scheduler.progress import ProgressView
 
     spec = _spec(model, batch_tokens, task_tokens, stride, no_bos, dtype)
-    report = run_local(_engine(), corpus, spec, device, show_progress=sys.stderr.isatty())
+    view = ProgressView(sys.stderr, terminal=sys.stderr.isatty())  # stdout keeps the summary
+    report = run_local(_engine(), corpus, spec, device, view)
     console.print(summary_table(report.summary, report.seconds))
     console.print(f"results: lensbatch results {report.summary.job_id}")
 
@@ -135,7 +137,11 @@ def worker(
 @app.command()
 def status(
     job: Annotated[str | None, typer.Argument(help="Job id; default: recent jobs.")] = None,
-    watch: Annotated[bool, typer.Option(help="Refresh until the job finishes.")] = False,
+    watch: Annotated[bool, typer.Option(help="Live progress until the job finishes: "
+                                        "documents, tokens, tokens/s, ETA, failed "
+                                        "documents, active workers. Plain lines when "
+                                        "stdout is not a terminal.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
 ) -> None:
     """Show a job's progress, counted from results in the database.
 
@@ -150,13 +156,14 @@ def status(
         jobs()
         print_workers(engine)
         return
-    while True:
-        summary = job_summary(engine, job)
-        console.print(summary_table(summary))
-        print_failed_documents(engine, job)
-        if not watch or summary.status in ("done", "failed", "cancelled"):
-            break
-        time.sleep(2)
+    if watch:
+        from scheduler.progress import ProgressView
+        from scheduler.progress import watch as watch_job
+
+        with ProgressView(sys.stdout, terminal=sys.stdout.isatty()) as view:
+            watch_job(engine, job, view, interval)
+    console.print(summary_table(job_summary(engine, job)))
+    print_failed_documents(engine, job)
 
 
 @app.command()
@@ -181,15 +188,23 @@ def results(
 ) -> None:
     """Per-document metrics of a job.
 
-    Example: lensbatch results 3f2a9c1e0b7d4e21 --format jsonl --output results.jsonl
+    Example: lensbatch results 3f2a9c1e0b7d4e21 --format parquet --output results.parquet
     """
     from scheduler.output import FORMATS, write_rows
     from scheduler.queries import RESULT_COLUMNS, job_summary, result_rows
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt}")
+    if fmt == "parquet" and output is None:
+        raise UserError("--format parquet needs --output FILE (Parquet is binary)")
     engine = _engine()
     job_summary(engine, job)  # raises JobNotFound for a wrong id
+    if fmt == "parquet":
+        from lensbatch import schema
+        from scheduler.export import write_parquet
+
+        write_parquet(result_rows(engine, job), RESULT_COLUMNS, str(output), schema.results)
+        return
     if output is None:
         write_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, sys.stdout)
         return
@@ -241,4 +256,4 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
 
-from scheduler import cli_jobs  # noqa: E402,F401
+from scheduler import cli_jobs, cli_report  # noqa: E402,F401

@@ -6,15 +6,16 @@ worker.service.process_task a Celery worker calls.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
 from lensbatch.errors import ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from scheduler.jobs import create_job
+from scheduler.progress import ProgressView, read_snapshot
 from scheduler.queries import JobSummary, job_summary
 
 
@@ -25,8 +26,9 @@ class RunReport:
 
 
 def run_local(
-    engine: Engine, corpus: str, spec: JobSpec, device: str, show_progress: bool = True
+    engine: Engine, corpus: str, spec: JobSpec, device: str, view: ProgressView | None = None
 ) -> RunReport:
+    """Evaluate every task of a new job here; `view` shows progress after each task."""
     from worker.device import pick_device
     from worker.models import load_model
     from worker.service import Runtime, process_task_settled
@@ -35,13 +37,13 @@ def run_local(
     load_model(spec.model, runtime.device, spec.dtype)  # fail before storing anything
     job = create_job(engine, corpus, spec)
     started = time.perf_counter()
-    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("documents"), TimeElapsedColumn())
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
-        bar = progress.add_task("run", total=job.n_documents)
+    with view if view is not None else contextlib.nullcontext():
+        if view is not None:
+            view.show(read_snapshot(engine, job.job_id))
         for seqs in job.tasks:
             process_task_settled(engine, job.job_id, seqs, runtime)
-            progress.advance(bar, len(seqs))
+            if view is not None:
+                view.show(read_snapshot(engine, job.job_id))
     seconds = time.perf_counter() - started
     summary = job_summary(engine, job.job_id)
     if summary.status == "failed":

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from scheduler.queries import JobSummary
 
-FORMATS = ("table", "csv", "jsonl")
+FORMATS = ("table", "csv", "jsonl", "parquet")
+TEXT_FORMATS = ("table", "csv", "jsonl")  # the ones that can go to standard output
 
 
 def _fmt(value: Any) -> str:

@@ -82,6 +82,7 @@ def _unregister(**_: Any) -> None:
 )
 def evaluate(self, job_id: str, seqs: list[int]) -> int:  # type: ignore[no-untyped-def]
     from worker.service import process_task
+    from worker.tasklog import task_line, task_tokens
 
     started = time.perf_counter()
     name = worker_info().name
@@ -92,9 +93,7 @@ def evaluate(self, job_id: str, seqs: list[int]) -> int:  # type: ignore[no-unty
         registry.set_current_task(engine(), name, None, exc.written)
         raise
     registry.set_current_task(engine(), name, None, written)
-    log.info(
-        "task job=%s seqs=%d-%d documents=%d written=%d seconds=%.2f device=%s",
-        job_id, seqs[0], seqs[-1], len(seqs), written, time.perf_counter() - started,
-        runtime().device,
-    )
+    seconds = time.perf_counter() - started
+    tokens = task_tokens(engine(), job_id, list(seqs))
+    log.info("%s", task_line(job_id, list(seqs), written, tokens, seconds, runtime().device))
     return written

@@ -1,0 +1,36 @@
+"""A finished job in a fresh SQLite database, evaluated in-process by a tiny real model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from lensbatch.db import ensure_schema
+from lensbatch.jobspec import JobSpec
+
+# Repeated phrases make induction candidates; an untrained tiny model rarely predicts
+# them, so tests that need hit tokens insert them by hand.
+DOCS = [
+    {"id": "cat", "text": "The cat sat on the mat. The cat sat on the mat. The cat sat."},
+    {"id": "hooked", "text": "HookedTransformer is a library. We use HookedTransformer "
+                             "to load models, and HookedTransformer caches activations."},
+    {"id": "short", "text": "A short note."},
+    {"id": "long", "text": " ".join(f"word{i % 17} and more" for i in range(60))},
+]
+
+
+def write_corpus(path: Path) -> Path:
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in DOCS))
+    return path
+
+
+def finished_job(url: str, checkpoint: str, corpus: Path) -> tuple[Engine, str]:
+    """Run the whole local pipeline on `corpus`; return the engine and the job id."""
+    from scheduler.local import run_local
+
+    engine = ensure_schema(url)
+    spec = JobSpec(model=checkpoint, task_tokens=64).validate()
+    report = run_local(engine, str(corpus), spec, "cpu")
+    return engine, report.summary.job_id
