@@ -22,6 +22,8 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--scale", type=float, default=0.2,
                         help="document lengths x this (1.0: 15 to ~3000 tokens)")
+    parser.add_argument("--per-length", type=int, default=1,
+                        help="documents per length (more: larger batches on a GPU)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batch-tokens", type=int, default=8192)
     parser.add_argument("--submit-docs", type=int, default=100_000)
@@ -29,6 +31,7 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
     args = parser.parse_args(argv)
     return Options(model=args.model, device=args.device, dtype=args.dtype, scale=args.scale,
+                   per_length=args.per_length,
                    reps=args.reps, batch_tokens=args.batch_tokens,
                    submit_docs=args.submit_docs, rows=args.rows, out=Path(args.out))
 
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - started
     print_table(rows)
     meta = {"model": options.model, "device": options.device, "dtype": options.dtype,
-            "scale": options.scale, "reps": options.reps, "seconds": round(seconds, 1),
+            "scale": options.scale,
+            "per_length": options.per_length, "reps": options.reps, "seconds": round(seconds, 1),
             "cpus": os.cpu_count(), "machine": platform.platform(),
             "load_average": os.getloadavg()}
     path = write_json(options.out, rows, meta)

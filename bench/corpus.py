@@ -44,10 +44,13 @@ def document(rng: random.Random, n_words: int) -> str:
     return " ".join(sentences)
 
 
-def spread_corpus(scale: float, seed: int = 0) -> list[str]:
-    """One document per length in SPREAD, each length multiplied by `scale`."""
+def spread_corpus(scale: float, per_length: int = 1, seed: int = 0) -> list[str]:
+    """`per_length` documents per length in SPREAD, each length multiplied by `scale`,
+    shuffled as a real corpus would be."""
     rng = random.Random(seed)
-    return [document(rng, max(4, int(n * scale))) for n in SPREAD]
+    texts = [document(rng, max(4, int(n * scale))) for n in SPREAD for _ in range(per_length)]
+    rng.shuffle(texts)
+    return texts
 
 
 def write_jsonl(path: Path, texts: list[str]) -> Path:

@@ -54,7 +54,7 @@ def naive_loop(model: TransformerBridge, batches: Batches) -> None:
         logits, cache = model.run_with_cache(tokens)
         loss = model.loss_fn(logits, tokens)
         accuracy = (logits[0, :-1].argmax(-1) == tokens[0, 1:]).float().mean()
-        float(loss), float(accuracy)
+        loss.item(), accuracy.item()
         del cache
 
 

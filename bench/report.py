@@ -43,6 +43,8 @@ def print_table(rows: list[Row]) -> None:
 
 def write_json(directory: Path, rows: list[Row], meta: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    device = str(meta.get("device", "")).replace(":", "")
+    path = directory / f"bench-{device}-{meta.get('dtype', '')}-{stamp}.json"
     path.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2))
     return path

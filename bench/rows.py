@@ -8,11 +8,8 @@ from pathlib import Path
 
 from bench.corpus import spread_corpus, write_jsonl, write_large_jsonl
 from bench.forward import run_forward_rows
-from bench.queue import QueueJob, queue_overhead, scaling
 from bench.report import Row
-from bench.submit import submit_large
 from bench.timing import median, paired_ratio
-from bench.workers import Services
 from lensbatch.jobspec import JobSpec
 
 
@@ -22,6 +19,7 @@ class Options:
     device: str
     dtype: str
     scale: float
+    per_length: int
     reps: int
     batch_tokens: int
     submit_docs: int
@@ -42,7 +40,7 @@ def forward_rows(options: Options, work: Path) -> list[Row]:
 
     model = load_model(options.model, options.device, options.dtype)
     spec = JobSpec(model=options.model, batch_tokens=options.batch_tokens, dtype=options.dtype)
-    texts = spread_corpus(options.scale)
+    texts = spread_corpus(options.scale, options.per_length)
     docs = tokenize(model, texts, spec.prepend_bos)
     corpus = write_jsonl(work / "spread.jsonl", texts)
     # (b) variants: adding the per-head summaries is one more entry here.
@@ -88,6 +86,9 @@ def _tiny_checkpoint(path: Path) -> str:
 
 
 def queue_rows(options: Options, work: Path) -> list[Row]:
+    # Imported here: rows a-d need no Celery (the GPU script runs only those).
+    from bench.queue import QueueJob, queue_overhead, scaling
+    from bench.workers import Services
     from lensbatch.db import ensure_schema
     from tests.services import PostgresServer, RedisServer
 
@@ -131,6 +132,8 @@ def queue_rows(options: Options, work: Path) -> list[Row]:
 
 
 def submit_rows(options: Options, work: Path) -> list[Row]:
+    from bench.submit import submit_large
+    from bench.workers import Services
     from lensbatch.db import ensure_schema
     from tests.services import RedisServer
 
