@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,12 +46,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="lensbatch-bench-") as tmp:
         work = Path(tmp)
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
-        if set("abcd") & set(options.rows):
-            rows += forward_rows(options, work)
-        if set("egh") & set(options.rows):
-            rows += queue_rows(options, work)
-        if "f" in options.rows:
-            rows += submit_rows(options, work)
+        for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
+                               ("f", submit_rows)):
+            if set(letters) & set(options.rows):
+                print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
+                      file=sys.stderr, flush=True)
+                rows += group(options, work)
     seconds = time.perf_counter() - started
     print_table(rows)
     meta = {"model": options.model, "device": options.device, "dtype": options.dtype,
