@@ -115,7 +115,7 @@ def queue_rows(options: Options, work: Path) -> list[Row]:
             texts = spread_corpus(options.scale / 2, seed=1)
             spec = JobSpec(model=options.model, task_tokens=64)
             job = QueueJob(write_jsonl(work / "scaling.jsonl", texts), spec, 0)
-            h = scaling(engine, services, job, max(1, options.reps - 1), log)
+            h = scaling(engine, services, job, min(3, options.reps), log)
             ratio = paired_ratio(h.two_threads_s, h.two_processes_s)
             rows.append(Row("g", "worker peak RSS", h.peak_rss_mb, "MB",
                             note=f"{options.model}, after a job"))

@@ -19,12 +19,13 @@ def timed(run: Callable[[], object]) -> float:
 
 
 def side_by_side(runs: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
-    """Seconds per repetition for each named run, interleaved so that load on the machine
-    affects every run alike."""
+    """Seconds per repetition for each named run, interleaved (in reverse order every
+    other repetition) so that changing load on the machine affects every run alike."""
     seconds: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(reps):
-        for name, run in runs.items():
-            seconds[name].append(timed(run))
+    names = list(runs)
+    for rep in range(reps):
+        for name in names if rep % 2 == 0 else names[::-1]:
+            seconds[name].append(timed(runs[name]))
     return seconds
 
 
