@@ -29,7 +29,7 @@ services:
 test: setup services
 	$(BIN)/python -m pytest -q
 
-# The benchmark suite (about 10 minutes on 2 CPU cores): prints a table and writes it as
+# The benchmark suite (6 to 8 minutes on 2 CPU cores): prints a table and writes it as
 # JSON to bench-results/. On a CUDA machine: bash bench/gpu.sh.
 bench: setup services
 	$(BIN)/python -m bench
