@@ -29,9 +29,14 @@ services:
 test: setup services
 	$(BIN)/python -m pytest -q
 
+# The benchmark suite (6 to 8 minutes on 2 CPU cores): prints a table and writes it as
+# JSON to bench-results/. On a CUDA machine: bash bench/gpu.sh.
+bench: setup services
+	$(BIN)/python -m bench
+
 lint: setup
-	$(BIN)/ruff check lensbatch worker scheduler migrations tests
-	$(BIN)/mypy lensbatch worker scheduler
+	$(BIN)/ruff check lensbatch worker scheduler migrations tests bench
+	$(BIN)/mypy lensbatch worker scheduler bench
 
 clean:
 	rm -rf $(VENV) demo.db lensbatch.db .pytest_cache .mypy_cache .ruff_cache

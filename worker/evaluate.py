@@ -6,12 +6,14 @@ one forward pass per batch -> per-position metrics -> stitched back per document
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.jobspec import JobSpec
+from worker.adaptive import halve_on_oom
 from worker.batching import map_in_length_batches, pad
 from worker.metrics import (
     earlier_bigram_position,
@@ -102,10 +104,20 @@ def _stitch(n_tokens: int, parts: list[WindowScores]) -> DocMetrics:
     )
 
 
+# How a batch of windows is scored: score_windows, or a wrapper of it (tests inject
+# out-of-memory failures through this).
+ScoreFn = Callable[[TransformerBridge, list[Window], str], list[WindowScores]]
+
+
 def evaluate_tokens(
-    model: TransformerBridge, docs: list[list[int]], spec: JobSpec
+    model: TransformerBridge, docs: list[list[int]], spec: JobSpec, *,
+    scorer: ScoreFn | None = None,
 ) -> list[DocMetrics]:
-    """Metrics for each token sequence, in order, whatever the batching."""
+    """Metrics for each token sequence, in order, whatever the batching.
+
+    A batch that runs out of accelerator memory is halved and retried (worker.adaptive).
+    """
+    score_fn = scorer or score_windows
     n_ctx = int(model.cfg.n_ctx)
     stride = spec.stride or n_ctx // 2
     windows = [w for i, toks in enumerate(docs) for w in split_windows(i, toks, n_ctx, stride)]
@@ -114,7 +126,7 @@ def evaluate_tokens(
             windows,
             [len(w.tokens) for w in windows],
             spec.batch_tokens,
-            lambda batch: score_windows(model, batch, spec.padding_side),
+            halve_on_oom(lambda batch: score_fn(model, batch, spec.padding_side)),
         )
     per_doc: list[list[WindowScores]] = [[] for _ in docs]
     for window, score in zip(windows, scores, strict=True):

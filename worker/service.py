@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, Row, and_, func, select, update
 
 from lensbatch import schema
-from lensbatch.errors import ModelUnavailable
+from lensbatch.errors import DeviceError, ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.upsert import upsert
 from worker.dbretry import retry_db
@@ -156,7 +156,7 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     spec = JobSpec.from_json(job.settings)
     try:
         model = load_model(spec.model, runtime.device, spec.dtype)
-    except ModelUnavailable as exc:
+    except (ModelUnavailable, DeviceError) as exc:  # e.g. a bfloat16 job on a CPU worker
         message = str(exc)
         retry_db(lambda: fail_job(engine, job_id, message), "failing the job")
         log.error("job %s failed: %s", job_id, message)

@@ -1,0 +1,67 @@
+"""`python -m bench`: run the suite, print the table, write it as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.report import Row, print_table, write_json
+from bench.rows import Options, forward_rows, queue_rows, submit_rows
+
+ALL_ROWS = "abcdefgh"
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--model", default="gpt2-small-random")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--scale", type=float, default=0.12,
+                        help="document lengths x this (1.0: 15 to ~3000 tokens)")
+    parser.add_argument("--per-length", type=int, default=1,
+                        help="documents per length (more: larger batches on a GPU)")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--submit-docs", type=int, default=100_000)
+    parser.add_argument("--rows", default=ALL_ROWS, help="which rows to run, e.g. abcd")
+    parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
+    args = parser.parse_args(argv)
+    return Options(model=args.model, device=args.device, dtype=args.dtype, scale=args.scale,
+                   per_length=args.per_length,
+                   reps=args.reps, batch_tokens=args.batch_tokens,
+                   submit_docs=args.submit_docs, rows=args.rows, out=Path(args.out))
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    options = parse(argv)
+    started = time.perf_counter()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="lensbatch-bench-") as tmp:
+        work = Path(tmp)
+        os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
+        for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
+                               ("f", submit_rows)):
+            if set(letters) & set(options.rows):
+                print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
+                      file=sys.stderr, flush=True)
+                rows += group(options, work)
+    seconds = time.perf_counter() - started
+    print_table(rows)
+    meta = {"model": options.model, "device": options.device, "dtype": options.dtype,
+            "scale": options.scale,
+            "per_length": options.per_length, "reps": options.reps, "seconds": round(seconds, 1),
+            "cpus": os.cpu_count(), "machine": platform.platform(),
+            "load_average": os.getloadavg()}
+    path = write_json(options.out, rows, meta)
+    print(f"{seconds:.0f} s; written to {path}")
+
+
+if __name__ == "__main__":
+    main()

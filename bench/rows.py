@@ -1,0 +1,155 @@
+"""Each group of rows: set up, measure, and turn seconds into table rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.corpus import spread_corpus, write_jsonl, write_large_jsonl
+from bench.forward import run_forward_rows
+from bench.report import Row
+from bench.timing import median, paired_ratio
+from lensbatch.jobspec import JobSpec
+
+
+@dataclass(frozen=True)
+class Options:
+    model: str
+    device: str
+    dtype: str
+    scale: float
+    per_length: int
+    reps: int
+    batch_tokens: int
+    submit_docs: int
+    rows: str
+    out: Path
+
+
+def _rate(tokens: int, seconds: list[float]) -> float:
+    return tokens / median(seconds)
+
+
+def forward_rows(options: Options, work: Path) -> list[Row]:
+    """a-d on the same documents, interleaved repetitions."""
+    from lensbatch.db import ensure_schema
+    from scheduler.local import run_local
+    from worker.evaluate import tokenize
+    from worker.models import load_model
+
+    model = load_model(options.model, options.device, options.dtype)
+    spec = JobSpec(model=options.model, batch_tokens=options.batch_tokens, dtype=options.dtype)
+    texts = spread_corpus(options.scale, options.per_length)
+    docs = tokenize(model, texts, spec.prepend_bos)
+    corpus = write_jsonl(work / "spread.jsonl", texts)
+    # (b) variants: adding the per-head summaries is one more entry here.
+    variants = {"evaluate": spec}
+    extra: dict[str, Callable[[], object]] = {}
+    if "d" in options.rows:
+        engines = [ensure_schema(f"sqlite:///{work / f'run{i}.db'}")
+                   for i in range(options.reps)]
+        extra["lensbatch_run"] = lambda: run_local(
+            engines.pop(), str(corpus), spec, options.device, show_progress=False)
+    measured = run_forward_rows(model, docs, variants, extra, options.reps)
+    s, n = measured.seconds, measured.n_tokens
+    lengths = f"{len(docs)} docs, {min(map(len, docs))}-{max(map(len, docs))} tokens"
+    rows = [Row("a", "bare forward (model loss)", _rate(n, s["bare_forward"]), "tokens/s",
+                note=f"{n} tokens, {lengths}")]
+    for name in variants:
+        ratio = paired_ratio(s["bare_forward"], s[name])  # time(a)/time(b) = speed(b)/speed(a)
+        rows.append(Row("b", f"worker evaluation ({name})", _rate(n, s[name]), "tokens/s",
+                        ratio, ">= 0.90 of a", ratio >= 0.90, "ratio: speed b / speed a"))
+    naive = paired_ratio(s["naive_loop"], s["evaluate"])
+    rows.append(Row("c", "naive run_with_cache loop", _rate(n, s["naive_loop"]), "tokens/s",
+                    naive, "b >= 3x c", naive >= 3.0, "ratio: speed b / speed c"))
+    if "d" in options.rows:
+        ratio = paired_ratio(s["bare_forward"], s["lensbatch_run"])
+        rows.append(Row("d", "lensbatch run end to end", _rate(n, s["lensbatch_run"]),
+                        "tokens/s", ratio, ">= 0.85 of a", ratio >= 0.85,
+                        "ratio: speed d / speed a; SQLite"))
+    return rows
+
+
+def _tiny_checkpoint(path: Path) -> str:
+    """The tests' tiny GPT-2 (2 layers, d_model 64, n_ctx 64) with GPT-2's tokenizer."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from worker.tokenizer import gpt2_tokenizer
+
+    torch.manual_seed(1234)
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=64)
+    GPT2LMHeadModel(config).eval().save_pretrained(path)
+    gpt2_tokenizer().save_pretrained(path)
+    return str(path)
+
+
+def queue_rows(options: Options, work: Path) -> list[Row]:
+    # Imported here: rows a-d need no Celery (the GPU script runs only those).
+    from bench.queue import QueueJob, queue_overhead, scaling
+    from bench.workers import Services
+    from lensbatch.db import ensure_schema
+    from tests.services import PostgresServer, RedisServer
+
+    redis, postgres = RedisServer(), PostgresServer()
+    redis.start()
+    postgres.start()
+    try:
+        services = Services(postgres.url, redis.url, str(work / "cache"))
+        engine = ensure_schema(postgres.url)
+        log = work / "workers.log"
+        rows: list[Row] = []
+        if "e" in options.rows:
+            tiny = _tiny_checkpoint(work / "tiny")
+            texts = [f"Task {i}: the lamp is lit, the harbour is quiet." for i in range(200)]
+            job = QueueJob(write_jsonl(work / "tasks.jsonl", texts),
+                           JobSpec(model=tiny, task_tokens=1), 0)
+            e = queue_overhead(engine, services, job, options.reps, log)
+            rows.append(Row("e", "queue: tasks through Redis + 1 worker", e.tasks_per_s,
+                            "tasks/s", note=f"{e.n_tasks} one-document tasks, tiny model"))
+            rows.append(Row("e", "queue overhead per task", e.overhead_ms_per_task, "ms",
+                            target="< 20 ms", met=e.overhead_ms_per_task < 20,
+                            note=f"vs process_task in-process ({e.local_ms_per_task:.1f} ms)"))
+        if set("gh") & set(options.rows):
+            texts = spread_corpus(options.scale / 2, seed=1)
+            spec = JobSpec(model=options.model, task_tokens=64)
+            job = QueueJob(write_jsonl(work / "scaling.jsonl", texts), spec, 0)
+            h = scaling(engine, services, job, min(3, options.reps), log)
+            ratio = paired_ratio(h.two_threads_s, h.two_processes_s)
+            rows.append(Row("g", "worker peak RSS", h.peak_rss_mb, "MB",
+                            note=f"{options.model}, after a job"))
+            rows.append(Row("g", "worker peak RSS, --activations resid_post,pattern", None,
+                            "MB", note="pending summaries: option not in this branch"))
+            rows.append(Row("h", "2 workers x 1 thread vs 1 worker x 2 threads",
+                            median(h.two_processes_s), "s", ratio,
+                            note=f"1x2: {median(h.two_threads_s):.1f} s; "
+                                 "ratio: speed 2x1 / speed 1x2"))
+        return rows
+    finally:
+        redis.stop()
+        postgres.stop()
+
+
+def submit_rows(options: Options, work: Path) -> list[Row]:
+    from bench.submit import submit_large
+    from bench.workers import Services
+    from lensbatch.db import ensure_schema
+    from tests.services import RedisServer
+
+    corpus = write_large_jsonl(work / "large.jsonl", options.submit_docs, 480)
+    redis = RedisServer()
+    redis.start()
+    try:
+        url = f"sqlite:///{work / 'submit.db'}"
+        ensure_schema(url)
+        run = submit_large(Services(url, redis.url, str(work / "cache")), corpus,
+                           options.submit_docs, work / "submit.log")
+    finally:
+        redis.stop()
+    note = f"{run.n_docs:,} docs, {run.megabytes:.0f} MB JSONL, SQLite"
+    return [
+        Row("f", "submit wall time", run.seconds, "s", note=note),
+        Row("f", "submit peak RSS", run.peak_rss_mb, "MB", target="< 300 MB",
+            met=run.peak_rss_mb < 300, note="the scheduler process"),
+    ]

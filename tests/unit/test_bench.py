@@ -1,0 +1,47 @@
+"""The benchmark's own pieces: its corpus, its ratios and its JSON table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.corpus import spread_corpus, write_large_jsonl
+from bench.report import Row, print_table, write_json
+from bench.timing import paired_ratio, side_by_side
+
+
+def test_spread_corpus_is_deterministic_and_spread() -> None:
+    texts = spread_corpus(1.0, per_length=2)
+    assert texts == spread_corpus(1.0, per_length=2)
+    words = sorted(len(t.split()) for t in texts)
+    assert len(texts) == 24
+    assert words[0] < 40 and words[-1] > 2000  # tens to thousands of tokens
+
+
+def test_large_corpus_has_unique_documents(tmp_path: Path) -> None:
+    path = write_large_jsonl(tmp_path / "big.jsonl", 300, 200)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 300 and len({r["text"] for r in rows}) == 300
+
+
+def test_side_by_side_alternates_and_ratio_is_paired() -> None:
+    order: list[str] = []
+    runs = {"x": lambda: order.append("x"), "y": lambda: order.append("y")}
+    seconds = side_by_side(runs, 3)
+    assert order == ["x", "y", "y", "x", "x", "y"]
+    assert all(len(v) == 3 for v in seconds.values())
+    assert paired_ratio([2.0, 4.0, 9.0], [1.0, 1.0, 3.0]) == pytest.approx(3.0)
+
+
+def test_table_is_printed_and_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [Row("b", "worker evaluation", 64.1, "tokens/s", 0.98, ">= 0.90", True),
+            Row("g", "peak RSS with activations", None, "MB", note="pending summaries")]
+    print_table(rows)
+    out = capsys.readouterr().out
+    assert "0.98" in out and "pending summaries" in out
+    path = write_json(tmp_path / "results", rows, {"device": "cuda:0", "dtype": "bfloat16"})
+    data = json.loads(path.read_text())
+    assert path.name.startswith("bench-cuda0-bfloat16-")
+    assert data["rows"][0]["ratio"] == 0.98 and data["rows"][1]["value"] is None
