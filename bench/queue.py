@@ -53,7 +53,7 @@ def _local_seconds(engine: Engine, job: QueueJob) -> float:
     torch.set_num_threads(1)
     try:
         # The tasks alone: storing the job is outside both timings.
-        return run_local(engine, str(job.corpus), job.spec, "cpu", show_progress=False).seconds
+        return run_local(engine, str(job.corpus), job.spec, "cpu").seconds
     finally:
         torch.set_num_threads(threads)
 

@@ -50,7 +50,7 @@ def forward_rows(options: Options, work: Path) -> list[Row]:
         engines = [ensure_schema(f"sqlite:///{work / f'run{i}.db'}")
                    for i in range(options.reps)]
         extra["lensbatch_run"] = lambda: run_local(
-            engines.pop(), str(corpus), spec, options.device, show_progress=False)
+            engines.pop(), str(corpus), spec, options.device)
     measured = run_forward_rows(model, docs, variants, extra, options.reps)
     s, n = measured.seconds, measured.n_tokens
     lengths = f"{len(docs)} docs, {min(map(len, docs))}-{max(map(len, docs))} tokens"

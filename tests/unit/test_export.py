@@ -153,5 +153,5 @@ def test_task_log_line_is_structured(job: tuple[Engine, str]) -> None:
     line = task_line(job_id, [0, 2], 2, 300, 1.5, "cpu")
     fields = dict(pair.split("=", 1) for pair in line.split()[1:])
     assert line.startswith("task ")
-    assert fields == {"job": job_id, "seqs": "0-2", "documents": "2", "written": "2", "tokens": "300",
-                      "seconds": "1.50", "tokens_per_s": "200.0", "device": "cpu"}
+    assert fields == {"job": job_id, "seqs": "0-2", "documents": "2", "written": "2",
+                      "tokens": "300", "seconds": "1.50", "tokens_per_s": "200.0", "device": "cpu"}
