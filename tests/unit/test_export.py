@@ -70,7 +70,8 @@ def test_export_round_trip_is_exact(job: tuple[Engine, str], tmp_path: Path) -> 
     engine, job_id = job
     written = export_job(engine, job_id, tmp_path / "out")
     assert written == {"jobs": 1, "documents": len(DOCS), "models": 1,
-                       "job_documents": len(DOCS), "results": len(DOCS)}
+                       "job_documents": len(DOCS), "results": len(DOCS),
+                       "document_failures": 0}
     for name, query in job_queries(job_id).items():
         table = schema.metadata.tables[name]
         expected = db_rows(engine, table, query)

@@ -25,8 +25,10 @@ from tests.cli import LENSBATCH
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-# Commands the test leaves out, each needing Redis or Docker; nothing else is skipped.
-NEEDS_SERVICES = ("lensbatch submit ", "lensbatch worker ", "docker compose ")
+# Commands the test leaves out, each needing Redis, a queued job or Docker (the
+# integration tests run them); nothing else is skipped.
+NEEDS_SERVICES = ("lensbatch submit ", "lensbatch worker ", "lensbatch cancel ",
+                  "lensbatch resume ", "docker compose ")
 BUILTIN = "gpt2-small-random"
 
 
