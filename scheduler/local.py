@@ -28,11 +28,12 @@ def run_local(
     engine: Engine, corpus: str, spec: JobSpec, device: str, show_progress: bool = True
 ) -> RunReport:
     from worker.device import pick_device
-    from worker.models import load_model
+    from worker.models import load_model, resolve_hooks
     from worker.service import Runtime, process_task
 
     runtime = Runtime(device=str(pick_device(device)))
-    load_model(spec.model, runtime.device, spec.dtype)  # fail before storing anything
+    # Fail before storing anything: a model that cannot load, a hook it does not have.
+    resolve_hooks(load_model(spec.model, runtime.device, spec.dtype), spec.activations)
     job = create_job(engine, corpus, spec)
     started = time.perf_counter()
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),

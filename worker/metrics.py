@@ -14,10 +14,11 @@ def next_token_nll(
     tokens: torch.Tensor,  # [batch, pos]
 ) -> torch.Tensor:  # [batch, pos - 1], float32
     """Cross-entropy of each next token, in nats (what lm_cross_entropy_loss averages)."""
-    logits = logits[:, :-1].float()
     targets = tokens[:, 1:].unsqueeze(-1)  # [batch, pos - 1, 1]
-    # logsumexp - logit[target] is -log_softmax[target] without a second full-vocab tensor.
-    return torch.logsumexp(logits, dim=-1) - logits.gather(-1, targets).squeeze(-1)
+    # One fused kernel, computing in float32 whatever the logits' dtype, over the whole
+    # (contiguous) tensor: slicing first would cost a copy of the logits.
+    log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # [batch, pos, d_vocab]
+    return -log_probs[:, :-1].gather(-1, targets).squeeze(-1)
 
 
 def next_token_correct(
@@ -46,17 +47,24 @@ def earlier_bigram_position(
     return torch.where(first_at < positions, first_at, torch.full_like(first_at, -1))
 
 
-def induction_counts(
+def induction_hits(
     correct: torch.Tensor,  # [n_predictions], bool, one document, every position scored
     earlier: torch.Tensor,  # [n_predictions], int64, first earlier occurrence or -1
-) -> tuple[int, int, int]:
-    """(candidates, hits, novel hits) for one document.
+) -> tuple[torch.Tensor, torch.Tensor]:  # ([n_predictions] bool, [n_predictions] bool)
+    """Which predictions are induction hits, and which of those are novel.
 
     A hit is a candidate predicted correctly; a novel hit is a hit whose bigram's first
     occurrence was predicted wrongly (the seed notebook's 'ooked', 'Trans', 'former').
     """
-    candidate = earlier >= 0
-    hits = candidate & correct
+    hits = (earlier >= 0) & correct
     first_correct = correct[earlier.clamp(min=0)]
-    novel = hits & ~first_correct
-    return int(candidate.sum()), int(hits.sum()), int(novel.sum())
+    return hits, hits & ~first_correct
+
+
+def induction_counts(
+    correct: torch.Tensor,  # [n_predictions], bool, one document, every position scored
+    earlier: torch.Tensor,  # [n_predictions], int64, first earlier occurrence or -1
+) -> tuple[int, int, int]:
+    """(candidates, hits, novel hits) for one document."""
+    hits, novel = induction_hits(correct, earlier)
+    return int((earlier >= 0).sum()), int(hits.sum()), int(novel.sum())

@@ -2,7 +2,9 @@
 
 Celery's task (worker/tasks.py) and `lensbatch run` both call process_task, and tests
 call it directly. Writing is an upsert keyed on (job, document) in one transaction, so
-running a task twice changes nothing.
+running a task twice changes nothing. That transaction also holds the documents' head
+scores, activation statistics and induction hits, and the job's induction probe the
+first time one of its tasks runs (worker/rows.py).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, and_, func, select, update
 
 from lensbatch import schema
-from lensbatch.errors import ModelUnavailable
+from lensbatch.errors import JobSpecError, ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.upsert import upsert
-from worker.evaluate import DocMetrics, evaluate_texts
-from worker.models import load_model
+from worker.evaluate import DocMetrics, analyse_texts
+from worker.models import load_model, resolve_hooks
+from worker.probe import probe_model
+from worker.rows import has_probe, write_probe, write_summaries
 
 log = logging.getLogger("lensbatch.worker")
 
@@ -103,6 +107,7 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
         if not todo:
             finish_if_complete(connection, job_id)
             return 0
+        probed = has_probe(connection, job_id)
         connection.execute(
             update(schema.jobs)
             .where(schema.jobs.c.id == job_id, schema.jobs.c.status == "queued")
@@ -111,14 +116,21 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     spec = JobSpec.from_json(job.settings)
     try:
         model = load_model(spec.model, runtime.device, spec.dtype)
-    except ModelUnavailable as exc:
+        resolve_hooks(model, spec.activations)  # a hook this model lacks fails the job
+    except (ModelUnavailable, JobSpecError) as exc:
         fail_job(engine, job_id, str(exc))
         log.error("job %s failed: %s", job_id, exc)
         return 0
     todo_seqs = [seq for seq, _ in todo]
-    metrics = evaluate_texts(model, [text for _, text in todo], spec)
+    evaluations = analyse_texts(model, [text for _, text in todo], spec)
+    metrics = [evaluation.metrics for evaluation in evaluations]
+    probe = None if probed else probe_model(spec.model, runtime.device, spec.dtype)
     with engine.begin() as connection:
         upsert(connection, schema.results, result_rows(job_id, todo_seqs, metrics, runtime.name),
                keys=("job_id", "seq"))
+        write_summaries(connection, job_id, todo_seqs, evaluations,
+                        lambda token: str(model.tokenizer.decode([token])))
+        if probe is not None:
+            write_probe(connection, job_id, spec.model, probe)
         finish_if_complete(connection, job_id)
     return len(todo_seqs)
