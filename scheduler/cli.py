@@ -104,7 +104,8 @@ def run(
     report = run_local(engine, corpus, spec, device, show_progress=sys.stderr.isatty())
     job_id = report.summary.job_id
     console.print(summary_table(report.summary, report.seconds, job_probe(engine, job_id)))
-    console.print(f"results: lensbatch results {job_id} · heads: lensbatch heads {job_id}")
+    print(f"results: lensbatch results {job_id}")
+    print(f"heads:   lensbatch heads {job_id}")
 
 
 @app.command()

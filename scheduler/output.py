@@ -44,7 +44,8 @@ def write_rows(
         for row in rows:
             table.add_row(*(_fmt(row[c]) for c in columns))
             count += 1
-        Console(file=out, width=max(120, len(columns) * 12)).print(table)
+        width = sum(max(len(c), 8) + 3 for c in columns)  # every header in full
+        Console(file=out, width=max(120, width)).print(table)
     return count
 
 

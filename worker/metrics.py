@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import torch
 
+# Logits elements per step of next_token_nll (512 MiB in float32): the float32 log-probs
+# of a whole batch would be as large as its logits again.
+NLL_CHUNK_ELEMENTS = 1 << 27
+
 
 def next_token_nll(
     logits: torch.Tensor,  # [batch, pos, d_vocab]
@@ -15,10 +19,14 @@ def next_token_nll(
 ) -> torch.Tensor:  # [batch, pos - 1], float32
     """Cross-entropy of each next token, in nats (what lm_cross_entropy_loss averages)."""
     targets = tokens[:, 1:].unsqueeze(-1)  # [batch, pos - 1, 1]
-    # One fused kernel, computing in float32 whatever the logits' dtype, over the whole
-    # (contiguous) tensor: slicing first would cost a copy of the logits.
-    log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # [batch, pos, d_vocab]
-    return -log_probs[:, :-1].gather(-1, targets).squeeze(-1)
+    rows = max(1, NLL_CHUNK_ELEMENTS // max(logits.shape[1] * logits.shape[2], 1))
+    parts = []
+    for start in range(0, max(logits.shape[0], 1), rows):
+        # log_softmax in float32 whatever the logits' dtype, on whole rows (contiguous:
+        # slicing positions first would copy the logits).
+        log_probs = torch.log_softmax(logits[start:start + rows], dim=-1, dtype=torch.float32)
+        parts.append(-log_probs[:, :-1].gather(-1, targets[start:start + rows]).squeeze(-1))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def next_token_correct(

@@ -84,3 +84,17 @@ def test_a_redelivered_task_changes_nothing(job) -> None:  # type: ignore[no-unt
     assert snapshot(engine) == before
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(schema.probes)) == 1
+
+
+def test_a_hook_the_model_lacks_fails_the_job(tmp_path: Path, sqlite_url: str) -> None:
+    """Hub models are only checked by form at submit time; the worker checks the rest."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "hello"}\n')
+    engine = ensure_schema(sqlite_url)
+    spec = JobSpec(model="toy-induction", activations=("mlp_post",), stats=("mean",))
+    planned = create_job(engine, str(corpus), spec)
+    assert process_task(engine, planned.job_id, planned.tasks[0], Runtime(device="cpu")) == 0
+    with engine.connect() as connection:
+        job = connection.execute(select(schema.jobs)).one()
+        assert connection.scalar(select(func.count()).select_from(schema.results)) == 0
+    assert job.status == "failed" and "unknown activation 'mlp_post'" in job.error
