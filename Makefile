@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Evaluate the sample corpus on an offline model: SQLite, no broker, no server.
+# toy-induction has an induction head by construction, so the induction numbers (and
+# `lensbatch heads JOB`) mean something.
 demo: setup
 	LENSBATCH_DATABASE_URL=sqlite:///demo.db $(BIN)/lensbatch run corpus/sample.jsonl \
-		--model gpt2-small-random
+		--model toy-induction
 
 # Redis and PostgreSQL binaries; the tests start their own servers on loopback.
 services:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from lensbatch.activations import STATS
 from lensbatch.errors import JobSpecError
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -25,6 +26,8 @@ class JobSpec:
     dtype: str = "float32"
     padding_side: str = "right"
     queue: str = "cpu"
+    # Hooks to summarise, as the user named them (shorthand is expanded per model), and
+    # the statistics to keep for each (lensbatch.activations.STATS).
     activations: tuple[str, ...] = field(default_factory=tuple)
     stats: tuple[str, ...] = field(default_factory=tuple)
 
@@ -41,6 +44,13 @@ class JobSpec:
             raise JobSpecError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
         if self.padding_side not in PADDING_SIDES:
             raise JobSpecError(f"padding side must be right or left, got {self.padding_side}")
+        for stat in self.stats:
+            if stat not in STATS:
+                raise JobSpecError(f"unknown statistic {stat!r}; valid: {', '.join(STATS)}")
+        if self.stats and not self.activations:
+            raise JobSpecError("--stats needs --activations (the hooks to summarise)")
+        if self.activations and not self.stats:
+            raise JobSpecError(f"--activations needs --stats (any of {', '.join(STATS)})")
         return self
 
     def to_json(self) -> dict[str, Any]:

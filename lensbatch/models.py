@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from lensbatch.activations import ModelShape
 from lensbatch.errors import ModelUnavailable
 
-# Built-in models need no network. toy-induction arrives with the metrics work.
-BUILTIN_MODELS = ("gpt2-small-random",)
+# Built-in models need no network, and their shapes are known without building them.
+BUILTIN_SHAPES = {
+    "gpt2-small-random": ModelShape(n_layers=12),
+    # Two attention-only layers without LayerNorm (worker/toy_induction.py).
+    "toy-induction": ModelShape(n_layers=2, has_mlp=False, has_norm=False),
+}
+BUILTIN_MODELS = tuple(BUILTIN_SHAPES)
 
 
 def is_local_checkpoint(name: str) -> bool:
@@ -40,3 +47,23 @@ def check_model_name(name: str) -> str:
         f"unknown model {name!r}: not a built-in ({builtins}), not a local checkpoint "
         "directory, and not a model TransformerLens knows"
     )
+
+
+def model_shape(name: str) -> ModelShape:
+    """Layers and blocks of a model as far as they are known without loading it.
+
+    Built-ins are known exactly; a local checkpoint's config.json gives its layer count;
+    a hub model's shape is only known to the worker that loads it.
+    """
+    if name in BUILTIN_SHAPES:
+        return BUILTIN_SHAPES[name]
+    if is_local_checkpoint(name):
+        try:
+            config = json.loads((Path(name) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ModelShape(n_layers=None)
+        for key in ("n_layer", "num_hidden_layers", "n_layers"):
+            if isinstance(config.get(key), int):
+                # MLP and LayerNorm hooks are assumed; the worker checks the real model.
+                return ModelShape(n_layers=config[key])
+    return ModelShape(n_layers=None)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -116,6 +117,88 @@ workers = Table(
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
 
+# Attention summaries per document and head (worker/summaries.py), reduced inside the
+# hooks of the forward pass that gives the loss. prev_token_score is null for a
+# one-token document, induction_score for a document with no repeated token.
+head_scores = Table(
+    "head_scores",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("layer", Integer, primary_key=True),
+    Column("head", Integer, primary_key=True),
+    Column("prev_token_score", Float, nullable=True),
+    Column("induction_score", Float, nullable=True),
+    Column("attn_entropy", Float, nullable=True),
+    Column("bos_attention", Float, nullable=True),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)
+
+# NO_LAYER / NO_HEAD in activation_stats: the hook is outside the blocks (hook_embed),
+# or has no head dimension (resid_post). A sentinel rather than NULL because the key
+# must be unique, and NULLs never collide in a unique key (PostgreSQL and SQLite).
+NO_LAYER = -1
+NO_HEAD = -1
+
+# Statistics of user-selected activations (--activations, --stats) per document,
+# full canonical hook name, layer, head and statistic.
+activation_stats = Table(
+    "activation_stats",
+    metadata,
+    Column("job_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("hook", String(255), nullable=False),
+    Column("layer", Integer, nullable=False),  # NO_LAYER (-1): none
+    Column("head", Integer, nullable=False),  # NO_HEAD (-1): none
+    Column("stat", String(16), nullable=False),
+    Column("value", Float, nullable=True),
+    PrimaryKeyConstraint("job_id", "seq", "hook", "layer", "head", "stat",
+                         name="pk_activation_stats"),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)
+
+# Induction hits (candidates predicted correctly) per document: position is the
+# document position of the predicted token (BOS included), token its decoded text,
+# novel whether the bigram's first occurrence was predicted wrongly.
+induction_hit_tokens = Table(
+    "induction_hit_tokens",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("token", String(255), nullable=False),
+    Column("novel", Boolean, nullable=False),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)
+
+# The induction probe of a job's model (worker/probe.py): [BOS] + X + X with X of
+# n_tokens random tokens; losses exclude each copy's first token.
+probes = Table(
+    "probes",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(255), nullable=False),
+    Column("n_tokens", Integer, nullable=False),
+    Column("first_copy_loss", Float, nullable=True),
+    Column("second_copy_loss", Float, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The probe's per-head scores, as head_detector.detect_head(..., exclude_bos=True).
+probe_heads = Table(
+    "probe_heads",
+    metadata,
+    Column("job_id", String(64), ForeignKey("probes.job_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("layer", Integer, primary_key=True),
+    Column("head", Integer, primary_key=True),
+    Column("induction_score", Float, nullable=True),
+    Column("prev_token_score", Float, nullable=True),
+)
+
 RESULT_METRICS = (
     "n_tokens",
     "n_predictions",
@@ -143,3 +226,5 @@ document_failures = Table(
     ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
                          ondelete="CASCADE"),
 )
+
+HEAD_SCORES = ("prev_token_score", "induction_score", "attn_entropy", "bos_attention")

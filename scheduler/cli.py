@@ -32,6 +32,14 @@ NoBos = Annotated[bool, typer.Option("--no-bos", help="Do not prepend BOS.")]
 Dtype = Annotated[str, typer.Option(help="float32, or bfloat16/float16 on accelerators.")]
 Format = Annotated[str, typer.Option("--format", "-f",
                                      help="table, csv, jsonl, or parquet (needs --output).")]
+Activations = Annotated[str | None, typer.Option(
+    help="Hooks to summarise, comma-separated: shorthand (pattern, resid_post, mlp_post, "
+         "k6) or full names (blocks.0.attn.hook_pattern).")]
+Stats = Annotated[str | None, typer.Option(
+    help="Statistics of each hook, comma-separated: mean, std, norm, absmax, frac_zero "
+         "(default with --activations: mean,norm).")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+DEFAULT_STATS = ("mean", "norm")
 
 
 def _settings() -> Settings:
@@ -44,13 +52,28 @@ def _engine():  # type: ignore[no-untyped-def]
     return ensure_schema(_settings().database_url)
 
 
+Analysis = tuple[tuple[str, ...], tuple[str, ...]]  # (activations, stats)
+
+
+def _analysis(activations: str | None, stats: str | None) -> Analysis:
+    from lensbatch.activations import split_list
+
+    hooks = split_list(activations)
+    return hooks, split_list(stats) if stats is not None else (DEFAULT_STATS if hooks else ())
+
+
 def _spec(model: str, batch_tokens: int, task_tokens: int, stride: int, no_bos: bool,
-          dtype: str, queue: str = "cpu") -> JobSpec:
-    from lensbatch.models import check_model_name
+          dtype: str, queue: str = "cpu", analysis: Analysis = ((), ())) -> JobSpec:
+    """The job's options, checked before anything is stored: model name, statistics, and
+    hook names as far as the model's shape is known without loading it."""
+    from lensbatch.activations import resolve_activations
+    from lensbatch.models import check_model_name, model_shape
 
     spec = JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                   task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue).validate()
+                   task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue,
+                   activations=analysis[0], stats=analysis[1]).validate()
     check_model_name(model)
+    resolve_activations(spec.activations, model_shape(model))
     return spec
 
 
@@ -58,26 +81,33 @@ def _spec(model: str, batch_tokens: int, task_tokens: int, stride: int, no_bos: 
 def run(
     corpus: Annotated[str, typer.Argument(help="A .jsonl, .txt/.md, a directory, or -.")],
     model: Model = "gpt2-small-random",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Device = "auto",
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = 0,
     no_bos: NoBos = False,
     dtype: Dtype = "float32",
+    activations: Activations = None,
+    stats: Stats = None,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
-    Example: lensbatch run corpus/sample.jsonl --model gpt2-small-random
+    Example: lensbatch run corpus/sample.jsonl --model toy-induction --activations pattern
     """
     from scheduler.local import run_local
     from scheduler.output import summary_table
     from scheduler.progress import ProgressView
+    from scheduler.queries import job_probe
 
-    spec = _spec(model, batch_tokens, task_tokens, stride, no_bos, dtype)
+    spec = _spec(model, batch_tokens, task_tokens, stride, no_bos, dtype,
+                 analysis=_analysis(activations, stats))
+    engine = _engine()
     view = ProgressView(sys.stderr, terminal=sys.stderr.isatty())  # stdout keeps the summary
-    report = run_local(_engine(), corpus, spec, device, view)
-    console.print(summary_table(report.summary, report.seconds))
-    console.print(f"results: lensbatch results {report.summary.job_id}")
+    report = run_local(engine, corpus, spec, device, view)
+    job_id = report.summary.job_id
+    console.print(summary_table(report.summary, report.seconds, job_probe(engine, job_id)))
+    print(f"results: lensbatch results {job_id}")
+    print(f"heads:   lensbatch heads {job_id}")
 
 
 @app.command()
@@ -90,6 +120,8 @@ def submit(
     stride: Stride = 0,
     no_bos: NoBos = False,
     dtype: Dtype = "float32",
+    activations: Activations = None,
+    stats: Stats = None,
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id.
 
@@ -99,7 +131,8 @@ def submit(
     from scheduler.jobs import create_job
 
     settings = _settings()
-    spec = _spec(model, batch_tokens, task_tokens, stride, no_bos, dtype, queue)
+    spec = _spec(model, batch_tokens, task_tokens, stride, no_bos, dtype, queue,
+                 analysis=_analysis(activations, stats))
     check_broker(settings)
     job = create_job(_engine(), corpus, spec)
     enqueue(settings, job.job_id, job.tasks, spec.queue)
@@ -110,7 +143,7 @@ def submit(
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "cpu",
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Device = "auto",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Start a Celery worker that evaluates queued tasks.
@@ -190,26 +223,70 @@ def results(
 
     Example: lensbatch results 3f2a9c1e0b7d4e21 --format parquet --output results.parquet
     """
-    from scheduler.output import FORMATS, write_rows
+    from lensbatch import schema
+    from scheduler.output import emit_rows
     from scheduler.queries import RESULT_COLUMNS, job_summary, result_rows
 
-    if fmt not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt}")
-    if fmt == "parquet" and output is None:
-        raise UserError("--format parquet needs --output FILE (Parquet is binary)")
     engine = _engine()
     job_summary(engine, job)  # raises JobNotFound for a wrong id
-    if fmt == "parquet":
-        from lensbatch import schema
-        from scheduler.export import write_parquet
+    emit_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, output, types=schema.results)
 
-        write_parquet(result_rows(engine, job), RESULT_COLUMNS, str(output), schema.results)
-        return
-    if output is None:
-        write_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, sys.stdout)
-        return
-    with open(output, "w", encoding="utf-8", newline="") as out:
-        write_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, out)
+
+@app.command()
+def heads(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    fmt: Format = "table",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write.")] = None,
+) -> None:
+    """Per-head attention summaries averaged over a job's documents, with its induction probe.
+
+    Example: lensbatch heads 3f2a9c1e0b7d4e21 --format parquet --output heads.parquet
+    """
+    from scheduler.output import emit_rows, probe_lines
+    from scheduler.queries import HEAD_COLUMNS, head_rows, job_probe, job_summary
+
+    engine = _engine()
+    job_summary(engine, job)  # raises JobNotFound for a wrong id
+    rows = head_rows(engine, job)
+    emit_rows(rows, HEAD_COLUMNS, fmt, output, header=probe_lines(job_probe(engine, job), rows))
+
+
+@app.command()
+def score(
+    text: Annotated[str, typer.Argument(help="The text to score (or @FILE to read one).")],
+    model: Model = "gpt2-small-random",
+    device: Device = "auto",
+    no_bos: NoBos = False,
+    activations: Activations = None,
+    stats: Stats = None,
+) -> None:
+    """One text, as the seed notebook scores it: its tokens (with BOS), loss, accuracy,
+    induction hits and head summaries, and the selected activations' statistics.
+
+    Example: lensbatch score "Hello TransformerLens! Hello TransformerLens!" -m toy-induction
+    """
+    from scheduler.output import score_report
+    from worker.device import pick_device
+    from worker.evaluate import analyse_tokens, tokenize
+    from worker.models import load_model
+
+    if text.startswith("@"):
+        from pathlib import Path
+
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read {text[1:]}: {exc}") from None
+    if not text:
+        raise UserError("the text is empty")
+    spec = _spec(model, JobSpec.batch_tokens, JobSpec.task_tokens, 0, no_bos, "float32",
+                 analysis=_analysis(activations, stats))
+    bridge = load_model(model, str(pick_device(device)), "float32")
+    tokens = tokenize(bridge, [text], spec.prepend_bos)[0]
+    (evaluation,) = analyse_tokens(bridge, [tokens], spec)
+    str_tokens = [str(bridge.tokenizer.decode([t])) for t in tokens]
+    for line in score_report(str_tokens, evaluation):
+        print(line)
 
 
 @app.command()

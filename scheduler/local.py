@@ -30,11 +30,12 @@ def run_local(
 ) -> RunReport:
     """Evaluate every task of a new job here; `view` shows progress after each task."""
     from worker.device import pick_device
-    from worker.models import load_model
+    from worker.models import load_model, resolve_hooks
     from worker.service import Runtime, process_task_settled
 
     runtime = Runtime(device=str(pick_device(device)))
-    load_model(spec.model, runtime.device, spec.dtype)  # fail before storing anything
+    # Fail before storing anything: a model that cannot load, a hook it does not have.
+    resolve_hooks(load_model(spec.model, runtime.device, spec.dtype), spec.activations)
     job = create_job(engine, corpus, spec)
     started = time.perf_counter()
     with view if view is not None else contextlib.nullcontext():

@@ -6,12 +6,15 @@ import csv
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Table as SqlTable
 
-from scheduler.queries import JobSummary
+from lensbatch.errors import UserError
+from scheduler.queries import JobSummary, ProbeSummary
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
 TEXT_FORMATS = ("table", "csv", "jsonl")  # the ones that can go to standard output
@@ -45,11 +48,13 @@ def write_rows(
         for row in rows:
             table.add_row(*(_fmt(row[c]) for c in columns))
             count += 1
-        Console(file=out, width=max(120, len(columns) * 12)).print(table)
+        width = sum(max(len(c), 8) + 3 for c in columns)  # every header in full
+        Console(file=out, width=max(120, width)).print(table)
     return count
 
 
-def summary_table(summary: JobSummary, seconds: float | None = None) -> Table:
+def summary_table(summary: JobSummary, seconds: float | None = None,
+                  probe: ProbeSummary | None = None) -> Table:
     table = Table(title=f"job {summary.job_id} · {summary.model} · {summary.status}",
                   show_header=False)
     table.add_column("metric", style="bold")
@@ -61,6 +66,9 @@ def summary_table(summary: JobSummary, seconds: float | None = None) -> Table:
     table.add_row("induction hit rate",
                   f"{_fmt(summary.induction_hit_rate)} "
                   f"({summary.induction_hits}/{summary.induction_candidates})")
+    if probe is not None:
+        table.add_row(f"induction probe loss ({probe.n_tokens} random tokens, twice)",
+                      f"{_fmt(probe.first_copy_loss)} -> {_fmt(probe.second_copy_loss)}")
     if seconds:
         table.add_row("tokens per second", f"{summary.n_tokens / seconds:.1f}")
     if summary.error:
@@ -70,3 +78,74 @@ def summary_table(summary: JobSummary, seconds: float | None = None) -> Table:
 
 def print_error(message: str) -> None:
     sys.stderr.write(f"lensbatch: error: {message}\n")
+
+
+def _top(rows: Sequence[dict[str, Any]], column: str, n: int = 3) -> str:
+    scored = [r for r in rows if r.get(column) is not None]
+    best = sorted(scored, key=lambda r: -r[column])[:n]
+    return ", ".join(f"{r['layer']}.{r['head']} ({r[column]:.3f})" for r in best) or "-"
+
+
+def probe_lines(probe: ProbeSummary | None, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What `lensbatch heads` prints above its table: the probe and the top heads."""
+    if probe is None:
+        lines = ["induction probe: not run yet (it runs with the job's first task)"]
+    else:
+        lines = [f"induction probe ({probe.model}): [BOS] + {probe.n_tokens} random tokens, "
+                 f"repeated; loss on the first copy {_fmt(probe.first_copy_loss)}, on the "
+                 f"second {_fmt(probe.second_copy_loss)} nats",
+                 f"  top induction heads (probe): {_top(rows, 'probe_induction_score')}",
+                 f"  top previous-token heads (probe): {_top(rows, 'probe_prev_token_score')}"]
+    if any(r["n_documents"] for r in rows):
+        lines += [f"  top induction heads (documents): {_top(rows, 'induction_score')}",
+                  f"  top previous-token heads (documents): {_top(rows, 'prev_token_score')}"]
+    return lines
+
+
+def score_report(str_tokens: list[str], evaluation: Any) -> list[str]:
+    """`lensbatch score`: the seed notebook's sections 2 and 3 for one text."""
+    m = evaluation.metrics
+    hits = [str_tokens[h.position] for h in evaluation.hits]
+    novel = [str_tokens[h.position] for h in evaluation.hits if h.novel]
+    lines = [
+        f"tokens ({m.n_tokens}): {str_tokens!r}",
+        f"loss: {_fmt(m.loss)} nats over {m.n_predictions} predictions",
+        f"accuracy: {m.n_correct}/{m.n_predictions}",
+        f"induction candidates: {m.induction_candidates} (bigrams seen earlier in the text)",
+        f"induction hits: {hits!r}",
+        f"novel induction hits (first occurrence predicted wrongly): {novel!r}",
+    ]
+    heads = [{"layer": layer, "head": head,
+              **{field: values[layer][head] for field, values in evaluation.heads.items()}}
+             for layer in range(len(evaluation.heads["attn_entropy"]))
+             for head in range(len(evaluation.heads["attn_entropy"][layer]))]
+    lines += [f"top induction heads: {_top(heads, 'induction_score')}",
+              f"top previous-token heads: {_top(heads, 'prev_token_score')}"]
+    for hook, per_stat in evaluation.stats.items():
+        for stat, values in per_stat.items():
+            shown = ", ".join(f"{v:.4g}" for v in values)
+            lines.append(f"{hook} {stat}: {shown}")
+    return lines
+
+
+def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str,
+              output: str | None, header: Sequence[str] = (),
+              types: SqlTable | None = None) -> None:
+    """`results` and `heads`: rows in `fmt` to `output` (a file) or standard output.
+    `header` lines go before a table; Parquet columns that `types` has get its column
+    types. Parquet needs a file."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt}")
+    if fmt == "parquet":
+        if output is None:
+            raise UserError("--format parquet needs --output FILE (Parquet is binary)")
+        from scheduler.export import write_parquet
+
+        write_parquet(rows, columns, output, types)
+        return
+    with open(output, "w", encoding="utf-8", newline="") if output else nullcontext(
+            sys.stdout) as out:
+        if fmt == "table":
+            for line in header:
+                out.write(line + "\n")
+        write_rows(rows, columns, fmt, out)

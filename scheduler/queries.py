@@ -103,3 +103,50 @@ def result_rows(engine: Engine, job_id: str) -> Iterator[dict[str, Any]]:
     with engine.connect() as connection:
         for row in connection.execute(query):
             yield dict(row._mapping)
+
+
+@dataclass(frozen=True)
+class ProbeSummary:
+    model: str
+    n_tokens: int
+    first_copy_loss: float | None
+    second_copy_loss: float | None
+
+
+# `lensbatch heads`: per-head means over the job's documents, and the probe's scores.
+HEAD_COLUMNS = ("layer", "head", "n_documents", *schema.HEAD_SCORES,
+                "probe_induction_score", "probe_prev_token_score")
+
+
+def job_probe(engine: Engine, job_id: str) -> ProbeSummary | None:
+    p = schema.probes
+    with engine.connect() as connection:
+        row = connection.execute(select(p).where(p.c.job_id == job_id)).first()
+    if row is None:
+        return None
+    return ProbeSummary(row.model, row.n_tokens, row.first_copy_loss, row.second_copy_loss)
+
+
+def head_rows(engine: Engine, job_id: str) -> list[dict[str, Any]]:
+    """One dict per (layer, head): HEAD_COLUMNS. Scores are means over the documents
+    (induction_score over those with a repeated token); probe scores may come alone."""
+    h, ph = schema.head_scores, schema.probe_heads
+    aggregate = (
+        select(h.c.layer, h.c.head, func.count().label("n_documents"),
+               *(func.avg(h.c[name]).label(name) for name in schema.HEAD_SCORES))
+        .where(h.c.job_id == job_id)
+        .group_by(h.c.layer, h.c.head)
+    )
+    probe = select(ph.c.layer, ph.c.head, ph.c.induction_score, ph.c.prev_token_score).where(
+        ph.c.job_id == job_id)
+    rows: dict[tuple[int, int], dict[str, Any]] = {}
+    with engine.connect() as connection:
+        for row in connection.execute(aggregate):
+            rows[(row.layer, row.head)] = {**dict.fromkeys(HEAD_COLUMNS), **row._mapping}
+        for row in connection.execute(probe):
+            entry = rows.setdefault((row.layer, row.head), {
+                **dict.fromkeys(HEAD_COLUMNS), "layer": row.layer, "head": row.head,
+                "n_documents": 0})
+            entry["probe_induction_score"] = row.induction_score
+            entry["probe_prev_token_score"] = row.prev_token_score
+    return [{key: rows[k][key] for key in HEAD_COLUMNS} for k in sorted(rows)]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, select
 
 from lensbatch import schema
 from scheduler.queries import JobSummary, job_summary
@@ -30,7 +30,6 @@ class ReportContext:
     engine: Engine
     job_id: str
     summary: JobSummary
-    tables: frozenset[str]  # tables present in this database
     job: dict[str, Any]  # the jobs row
 
 
@@ -142,12 +141,8 @@ def loss_vs_length_section(ctx: ReportContext) -> str | None:
     return section("Loss against document length", image, "loss-length")
 
 
-def _hit_tokens(ctx: ReportContext, seq: int) -> list[Hit] | None:
-    if "induction_hit_tokens" not in ctx.tables:
-        return None
-    from sqlalchemy import MetaData, Table
-
-    table = Table("induction_hit_tokens", MetaData(), autoload_with=ctx.engine)
+def _hit_tokens(ctx: ReportContext, seq: int) -> list[Hit]:
+    table = schema.induction_hit_tokens
     with ctx.engine.connect() as connection:
         rows = connection.execute(
             select(table.c.position, table.c.token, table.c.novel)
@@ -164,8 +159,7 @@ def top_induction_section(ctx: ReportContext) -> str | None:
         return section("Documents with the most induction hits",
                        "<p>No induction hits in this job.</p>", "induction-docs")
     d, jd = schema.documents, schema.job_documents
-    tokenizer = load_tokenizer(ctx.job["model"]) if "induction_hit_tokens" in ctx.tables \
-        else None
+    tokenizer = load_tokenizer(ctx.job["model"])
     bos = bool(ctx.job["settings"].get("prepend_bos", True))
     parts = ['<p>Marked tokens were predicted correctly on a repeated bigram '
              '(<mark>hit</mark>, <mark class="novel">novel hit</mark>: first occurrence '
@@ -198,7 +192,7 @@ def _head_sections() -> list[Section]:
 
 
 def sections() -> list[Section]:
-    """The page, in order. Per-head sections render only where their tables exist."""
+    """The page, in order. Per-head sections render only where the job has their rows."""
     return [settings_section, model_card_section, corpus_section, *_head_sections(),
             loss_histogram_section, loss_vs_length_section, top_induction_section]
 
@@ -229,8 +223,7 @@ def render(engine: Engine, job_id: str) -> str:
             select(schema.jobs).where(schema.jobs.c.id == job_id)).one()._mapping)
     if isinstance(job["settings"], str):
         job["settings"] = json.loads(job["settings"])
-    ctx = ReportContext(engine, job_id, summary, frozenset(inspect(engine).get_table_names()),
-                        job)
+    ctx = ReportContext(engine, job_id, summary, job)
     body = "".join(part for part in (fn(ctx) for fn in sections()) if part)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (

@@ -3,8 +3,8 @@
 They read head_scores (job_id, seq, layer, head, prev_token_score, induction_score,
 attn_entropy, bos_attention), probes (job_id, model, n_tokens, first_copy_loss,
 second_copy_loss, created_at) and probe_heads (job_id, layer, head, induction_score,
-prev_token_score). A database made before those tables existed has none of them: each
-section checks for its tables and returns None, so the report simply leaves it out.
+prev_token_score). A section whose job has no rows returns None, so the report leaves
+it out.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import MetaData, Table, func, select
+from sqlalchemy import func, select
 
+from lensbatch import schema
 from scheduler.report import ReportContext, Section, grid_table, num, section
 
 TOP_HEADS = 8
-
-
-def _table(ctx: ReportContext, name: str) -> Table:
-    return Table(name, MetaData(), autoload_with=ctx.engine)
 
 
 def head_grid(rows: list[Any], score: str) -> np.ndarray:
@@ -46,7 +43,7 @@ def top_heads(grid: np.ndarray, n: int = TOP_HEADS) -> list[tuple[str, float]]:
 
 def _corpus_head_means(ctx: ReportContext) -> list[Any]:
     """Per (layer, head): scores averaged over the job's documents."""
-    h = _table(ctx, "head_scores")
+    h = schema.head_scores
     query = (select(h.c.layer, h.c.head,
                     func.avg(h.c.induction_score).label("induction_score"),
                     func.avg(h.c.prev_token_score).label("prev_token_score"),
@@ -66,8 +63,6 @@ def _heatmap_block(rows: list[Any], score: str, title: str) -> str:
 
 
 def induction_heatmap_section(ctx: ReportContext) -> str | None:
-    if "head_scores" not in ctx.tables:
-        return None
     rows = _corpus_head_means(ctx)
     if not rows or all(row.induction_score is None for row in rows):
         return None
@@ -79,8 +74,6 @@ def induction_heatmap_section(ctx: ReportContext) -> str | None:
 
 
 def prev_token_heatmap_section(ctx: ReportContext) -> str | None:
-    if "head_scores" not in ctx.tables:
-        return None
     rows = _corpus_head_means(ctx)
     if not rows:
         return None
@@ -92,11 +85,9 @@ def prev_token_heatmap_section(ctx: ReportContext) -> str | None:
 
 
 def probe_section(ctx: ReportContext) -> str | None:
-    if not {"probes", "probe_heads"} <= ctx.tables:
-        return None
     from scheduler.plots import bars
 
-    probes, heads = _table(ctx, "probes"), _table(ctx, "probe_heads")
+    probes, heads = schema.probes, schema.probe_heads
     with ctx.engine.connect() as connection:
         probe = connection.execute(select(probes).where(probes.c.job_id == ctx.job_id)).first()
         rows = list(connection.execute(select(heads).where(heads.c.job_id == ctx.job_id)))

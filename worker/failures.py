@@ -16,10 +16,10 @@ from sqlalchemy import Connection, func, select
 
 from lensbatch import schema
 from lensbatch.upsert import INSERTS
-from worker.evaluate import DocMetrics
+from worker.documents import DocEvaluation
 
-# Evaluates texts and returns one DocMetrics per text, in order.
-Evaluator = Callable[[list[str]], list[DocMetrics]]
+# Evaluates texts and returns one DocEvaluation per text, in order.
+Evaluator = Callable[[list[str]], list[DocEvaluation]]
 
 MAX_ERROR_CHARS = 500
 
@@ -40,14 +40,15 @@ class DocumentsFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Outcome:
-    done: list[tuple[int, DocMetrics]]  # (seq, metrics)
+    done: list[tuple[int, DocEvaluation]]  # (seq, metrics and summaries)
     failed: list[tuple[int, str]]  # (seq, error message)
 
 
-def check_finite(metrics: DocMetrics) -> DocMetrics:
-    if not math.isfinite(metrics.nll_sum):
-        raise NonFiniteMetrics(f"non-finite loss (nll_sum={metrics.nll_sum})")
-    return metrics
+def check_finite(evaluation: DocEvaluation) -> DocEvaluation:
+    nll_sum = evaluation.metrics.nll_sum
+    if not math.isfinite(nll_sum):
+        raise NonFiniteMetrics(f"non-finite loss (nll_sum={nll_sum})")
+    return evaluation
 
 
 def describe(exc: BaseException) -> str:
@@ -55,7 +56,9 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:MAX_ERROR_CHARS]
 
 
-def _one(evaluate: Evaluator, seq: int, text: str) -> tuple[int, DocMetrics] | tuple[int, str]:
+def _one(
+    evaluate: Evaluator, seq: int, text: str
+) -> tuple[int, DocEvaluation] | tuple[int, str]:
     try:
         return seq, check_finite(evaluate([text])[0])
     except Exception as exc:  # any model failure is this document's failure
@@ -69,10 +72,10 @@ def evaluate_isolating(evaluate: Evaluator, todo: Sequence[tuple[int, str]]) -> 
     except Exception:  # isolated below; the error is recorded per document
         singles = [_one(evaluate, seq, text) for seq, text in todo]
         return Outcome(
-            done=[(s, m) for s, m in singles if isinstance(m, DocMetrics)],
+            done=[(s, m) for s, m in singles if isinstance(m, DocEvaluation)],
             failed=[(s, m) for s, m in singles if isinstance(m, str)],
         )
-    done: list[tuple[int, DocMetrics]] = []
+    done: list[tuple[int, DocEvaluation]] = []
     failed: list[tuple[int, str]] = []
     for (seq, _), m in zip(todo, metrics, strict=True):
         try:

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import torch
 
+# Logits elements per step of next_token_nll (512 MiB in float32): the float32 log-probs
+# of a whole batch would be as large as its logits again.
+NLL_CHUNK_ELEMENTS = 1 << 27
+
 
 def next_token_nll(
     logits: torch.Tensor,  # [batch, pos, d_vocab]
     tokens: torch.Tensor,  # [batch, pos]
 ) -> torch.Tensor:  # [batch, pos - 1], float32
     """Cross-entropy of each next token, in nats (what lm_cross_entropy_loss averages)."""
-    logits = logits[:, :-1].float()
     targets = tokens[:, 1:].unsqueeze(-1)  # [batch, pos - 1, 1]
-    # logsumexp - logit[target] is -log_softmax[target] without a second full-vocab tensor.
-    return torch.logsumexp(logits, dim=-1) - logits.gather(-1, targets).squeeze(-1)
+    rows = max(1, NLL_CHUNK_ELEMENTS // max(logits.shape[1] * logits.shape[2], 1))
+    parts = []
+    for start in range(0, max(logits.shape[0], 1), rows):
+        # log_softmax in float32 whatever the logits' dtype, on whole rows (contiguous:
+        # slicing positions first would copy the logits).
+        log_probs = torch.log_softmax(logits[start:start + rows], dim=-1, dtype=torch.float32)
+        parts.append(-log_probs[:, :-1].gather(-1, targets[start:start + rows]).squeeze(-1))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def next_token_correct(
@@ -46,17 +55,24 @@ def earlier_bigram_position(
     return torch.where(first_at < positions, first_at, torch.full_like(first_at, -1))
 
 
-def induction_counts(
+def induction_hits(
     correct: torch.Tensor,  # [n_predictions], bool, one document, every position scored
     earlier: torch.Tensor,  # [n_predictions], int64, first earlier occurrence or -1
-) -> tuple[int, int, int]:
-    """(candidates, hits, novel hits) for one document.
+) -> tuple[torch.Tensor, torch.Tensor]:  # ([n_predictions] bool, [n_predictions] bool)
+    """Which predictions are induction hits, and which of those are novel.
 
     A hit is a candidate predicted correctly; a novel hit is a hit whose bigram's first
     occurrence was predicted wrongly (the seed notebook's 'ooked', 'Trans', 'former').
     """
-    candidate = earlier >= 0
-    hits = candidate & correct
+    hits = (earlier >= 0) & correct
     first_correct = correct[earlier.clamp(min=0)]
-    novel = hits & ~first_correct
-    return int(candidate.sum()), int(hits.sum()), int(novel.sum())
+    return hits, hits & ~first_correct
+
+
+def induction_counts(
+    correct: torch.Tensor,  # [n_predictions], bool, one document, every position scored
+    earlier: torch.Tensor,  # [n_predictions], int64, first earlier occurrence or -1
+) -> tuple[int, int, int]:
+    """(candidates, hits, novel hits) for one document."""
+    hits, novel = induction_hits(correct, earlier)
+    return int((earlier >= 0).sum()), int(hits.sum()), int(novel.sum())

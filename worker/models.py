@@ -16,8 +16,10 @@ from typing import Any
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from lensbatch.errors import ModelUnavailable
+from lensbatch.activations import ModelShape, resolve_activations
+from lensbatch.errors import JobSpecError, ModelUnavailable
 from lensbatch.models import check_model_name
+from worker import toy_induction
 from worker.tokenizer import gpt2_tokenizer
 
 RANDOM_SEED = 0
@@ -39,6 +41,7 @@ def _gpt2_small_random(device: torch.device, dtype: torch.dtype) -> TransformerB
 
 BUILDERS: dict[str, Callable[[torch.device, torch.dtype], TransformerBridge]] = {
     "gpt2-small-random": _gpt2_small_random,
+    toy_induction.NAME: toy_induction.build,
 }
 
 
@@ -100,3 +103,27 @@ def model_card(model: TransformerBridge) -> dict[str, Any]:
         },
         "weight_shapes": shapes,
     }
+
+
+def loaded_shape(model: TransformerBridge) -> ModelShape:
+    hooks = model.hook_dict
+    return ModelShape(
+        n_layers=int(model.cfg.n_layers),
+        has_mlp="blocks.0.mlp.hook_post" in hooks,
+        has_norm="blocks.0.ln1.hook_normalized" in hooks,
+    )
+
+
+def resolve_hooks(model: TransformerBridge, requested: tuple[str, ...] | list[str]) -> list[str]:
+    """The full hook names `requested` stands for on this model (shorthand expanded).
+
+    Raises JobSpecError, listing the valid names, for a name this model has no hook for.
+    """
+    if not requested:
+        return []
+    names = resolve_activations(requested, loaded_shape(model))
+    hooks = model.hook_dict
+    missing = [name for name in names if name not in hooks]
+    if missing:
+        raise JobSpecError(f"model has no hook {missing[0]!r}")
+    return names

@@ -2,7 +2,9 @@
 
 Celery's task (worker/tasks.py) and `lensbatch run` both call process_task, and tests
 call it directly. Writing is an upsert keyed on (job, document) in one transaction, so
-running a task twice changes nothing. Database work is retried with backoff
+running a task twice changes nothing. That transaction also holds the documents' head
+scores, activation statistics and induction hits, and the job's induction probe the
+first time one of its tasks runs (worker/rows.py). Database work is retried with backoff
 (worker/dbretry.py); documents that fail are isolated and counted (worker/failures.py).
 """
 
@@ -11,17 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, Row, and_, func, select, update
 
 from lensbatch import schema
-from lensbatch.errors import DeviceError, ModelUnavailable
+from lensbatch.errors import DeviceError, JobSpecError, ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.upsert import upsert
 from worker.dbretry import retry_db
-from worker.evaluate import DocMetrics, evaluate_texts
+from worker.evaluate import DocMetrics, analyse_texts
 from worker.failures import (
     DocumentsFailed,
     Outcome,
@@ -29,7 +32,9 @@ from worker.failures import (
     evaluate_isolating,
     record_failures,
 )
-from worker.models import load_model
+from worker.models import load_model, resolve_hooks
+from worker.probe import ProbeResult, probe_model
+from worker.rows import has_probe, write_probe, write_summaries
 
 log = logging.getLogger("lensbatch.worker")
 
@@ -127,14 +132,35 @@ def _claim(engine: Engine, job_id: str, seqs: list[int]) -> tuple[Row | None, li
     return job, todo
 
 
-def _write(engine: Engine, job_id: str, outcome: Outcome, runtime: Runtime) -> list[int]:
-    """Results and failures in one transaction; return the failed seqs with attempts left."""
+@dataclass(frozen=True)
+class Written:
+    """What one attempt at a task writes: results, summaries and, once per job, the probe."""
+
+    outcome: Outcome
+    probe: ProbeResult | None  # None when the job already has its probe
+    model: str
+    decode: Callable[[int], str]  # token id -> text, for the induction hit tokens
+
+
+def _has_probe(engine: Engine, job_id: str) -> bool:
+    with engine.connect() as connection:
+        return has_probe(connection, job_id)
+
+
+def _write(engine: Engine, job_id: str, written: Written, runtime: Runtime) -> list[int]:
+    """Results, summaries and failures in one transaction; return the failed seqs with
+    attempts left."""
+    outcome = written.outcome
     with engine.begin() as connection:
         if outcome.done:
             seqs = [seq for seq, _ in outcome.done]
-            metrics = [m for _, m in outcome.done]
+            evaluations = [evaluation for _, evaluation in outcome.done]
+            metrics = [evaluation.metrics for evaluation in evaluations]
             upsert(connection, schema.results, result_rows(job_id, seqs, metrics, runtime.name),
                    keys=("job_id", "seq"))
+            write_summaries(connection, job_id, seqs, evaluations, written.decode)
+        if written.probe is not None:
+            write_probe(connection, job_id, written.model, written.probe)
         retry = record_failures(connection, job_id, outcome.failed, runtime.max_attempts)
         finish_if_complete(connection, job_id)
     return retry
@@ -156,15 +182,21 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     spec = JobSpec.from_json(job.settings)
     try:
         model = load_model(spec.model, runtime.device, spec.dtype)
-    except (ModelUnavailable, DeviceError) as exc:  # e.g. a bfloat16 job on a CPU worker
+        resolve_hooks(model, spec.activations)  # a hook this model lacks fails the job
+    except (ModelUnavailable, DeviceError, JobSpecError) as exc:  # e.g. bfloat16 on a CPU
         message = str(exc)
         retry_db(lambda: fail_job(engine, job_id, message), "failing the job")
         log.error("job %s failed: %s", job_id, message)
         return 0
-    outcome = evaluate_isolating(lambda texts: evaluate_texts(model, texts, spec), todo)
+    outcome = evaluate_isolating(lambda texts: analyse_texts(model, texts, spec), todo)
     for seq, error in outcome.failed:
         log.warning("job %s document %d failed: %s", job_id, seq, error)
-    retry = retry_db(lambda: _write(engine, job_id, outcome, runtime), "writing results")
+    probe: ProbeResult | None = None
+    if not retry_db(lambda: _has_probe(engine, job_id), "reading the probe"):
+        probe = probe_model(spec.model, runtime.device, spec.dtype)
+    written = Written(outcome, probe, spec.model,
+                      lambda token: str(model.tokenizer.decode([token])))
+    retry = retry_db(lambda: _write(engine, job_id, written, runtime), "writing results")
     if retry:
         raise DocumentsFailed(job_id, retry, len(outcome.done))
     return len(outcome.done)

@@ -17,6 +17,15 @@ class Window:
     start: int  # position of the window's first token in the document
     tokens: list[int]
     score_from: int  # first local position whose prediction counts
+    final: bool = True  # the document's last window: it also reports its last position
+
+    def owned(self) -> range:
+        """Local positions whose per-position summaries this window reports.
+
+        Its scored positions, plus the document's last position in its last window, so
+        that every position of the document is reported by exactly one window.
+        """
+        return range(self.score_from, len(self.tokens) - (0 if self.final else 1))
 
 
 def split_windows(doc: int, tokens: list[int], n_ctx: int, stride: int) -> list[Window]:
@@ -31,7 +40,7 @@ def split_windows(doc: int, tokens: list[int], n_ctx: int, stride: int) -> list[
         end = min(start + n_ctx, n)
         # Local position p predicts target start + p + 1; count those beyond `reached`.
         score_from = max(reached - start, 0)
-        windows.append(Window(doc, start, tokens[start:end], score_from))
+        windows.append(Window(doc, start, tokens[start:end], score_from, final=end == n))
         reached = end - 1
         start += stride
     return windows

@@ -1,12 +1,11 @@
-"""Views for plain-SQL queries without join keys: v_results, v_jobs, and (where the
-per-head tables exist) v_head_scores and v_probe_heads.
+"""Views for plain-SQL queries without join keys: v_results, v_jobs, v_head_scores and
+v_probe_heads.
 
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26
 """
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
@@ -51,8 +50,7 @@ GROUP BY j.id, j.model, j.status, j.corpus, j.n_documents, j.created_at, j.start
          j.finished_at
 """
 
-# Per-head tables come with the metrics migration; their views are made only where the
-# tables exist (this migration runs after that one once the chain is merged).
+# Per-head scores and the probe (tables of migration 0002), with the job and document.
 V_HEAD_SCORES = """
 CREATE VIEW v_head_scores AS
 SELECT h.*, j.model, jd.doc_id, jd.source
@@ -68,21 +66,14 @@ FROM probe_heads ph
 JOIN probes p ON p.job_id = ph.job_id
 """
 
-OPTIONAL = (("v_head_scores", ("head_scores",), V_HEAD_SCORES),
-            ("v_probe_heads", ("probe_heads", "probes"), V_PROBE_HEADS))
+VIEWS = (V_RESULTS, V_JOBS, V_HEAD_SCORES, V_PROBE_HEADS)
 
 
 def upgrade() -> None:
-    op.execute(V_RESULTS)
-    op.execute(V_JOBS)
-    tables = set(sa.inspect(op.get_bind()).get_table_names())
-    for _name, needs, sql in OPTIONAL:
-        if set(needs) <= tables:
-            op.execute(sql)
+    for sql in VIEWS:
+        op.execute(sql)
 
 
 def downgrade() -> None:
-    views = set(sa.inspect(op.get_bind()).get_view_names())
     for name in ("v_probe_heads", "v_head_scores", "v_jobs", "v_results"):
-        if name in views:
-            op.execute(f"DROP VIEW {name}")
+        op.execute(f"DROP VIEW {name}")

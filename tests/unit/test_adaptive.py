@@ -13,6 +13,7 @@ from worker.adaptive import halve_on_oom
 from worker.batching import budget_batches
 from worker.evaluate import WindowScores, evaluate_tokens, score_windows, tokenize
 from worker.models import load_model
+from worker.reducer import BatchReducer
 from worker.windows import Window
 
 TEXTS = [
@@ -34,12 +35,12 @@ class FailsAbove:
         self.sizes: list[int] = []  # every batch size attempted, in order
 
     def __call__(self, model: TransformerBridge, windows: list[Window],
-                 padding_side: str) -> list[WindowScores]:
+                 padding_side: str, reducer: BatchReducer) -> list[WindowScores]:
         self.sizes.append(len(windows))
         if len(windows) > self.limit and self.failures > 0:
             self.failures -= 1
             raise torch.OutOfMemoryError("injected: batch too large")
-        return score_windows(model, windows, padding_side)
+        return score_windows(model, windows, padding_side, reducer)
 
 
 @pytest.fixture(scope="module")

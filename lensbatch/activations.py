@@ -1,0 +1,162 @@
+"""Names of the activations and statistics a job may summarise, checked without torch.
+
+Users name hooks as in the seed notebook: shorthand (`pattern`, `resid_post`, `k6`)
+expanded by TransformerLens's own `get_act_name`, or full canonical names
+(`blocks.0.attn.hook_pattern`). Shorthand without a layer means every layer. The
+scheduler checks names at submit time, before anything is stored; the worker checks
+them again against the loaded model's hooks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+from lensbatch.errors import JobSpecError
+
+STATS = ("mean", "std", "norm", "absmax", "frac_zero")
+
+# Canonical TransformerLens hook names inside block {layer} (the suffix after
+# "blocks.{layer}."), and outside any block. Which of them a model has depends on its
+# architecture (an attention-only model has no MLP hooks; no LayerNorm, no ln hooks).
+BLOCK_HOOKS = (
+    "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+    "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z",
+    "attn.hook_attn_scores", "attn.hook_pattern",
+    "ln1.hook_scale", "ln1.hook_normalized", "ln2.hook_scale", "ln2.hook_normalized",
+    "mlp.hook_pre", "mlp.hook_post",
+)
+MLP_HOOKS = ("hook_resid_mid", "hook_mlp_out", "ln2.hook_scale", "ln2.hook_normalized",
+             "mlp.hook_pre", "mlp.hook_post")
+NORM_HOOKS = ("ln1.hook_scale", "ln1.hook_normalized", "ln2.hook_scale",
+              "ln2.hook_normalized", "ln_final.hook_scale", "ln_final.hook_normalized")
+GLOBAL_HOOKS = ("hook_embed", "hook_pos_embed", "ln_final.hook_scale",
+                "ln_final.hook_normalized")
+# Hooks whose activations are [batch, head, query, key]: summarised per head, over
+# the keys each query can see.
+ATTENTION_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
+# Hooks whose activations are [batch, pos, head, d_head]: summarised per head.
+HEAD_HOOKS = ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z")
+
+# Shorthand that get_act_name expands to a block hook once given a layer.
+SHORTHAND = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "q", "k", "v",
+             "z", "attn_scores", "pattern", "mlp_pre", "mlp_post")
+
+_BLOCK_NAME = re.compile(r"blocks\.(\d+)\.(.+)")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What decides which hooks a model has. n_layers None: not known before loading."""
+
+    n_layers: int | None
+    has_mlp: bool = True
+    has_norm: bool = True
+
+    def hook_names(self) -> list[str]:
+        """Every valid full hook name (block hooks only when n_layers is known)."""
+        block = [h for h in BLOCK_HOOKS
+                 if (self.has_mlp or h not in MLP_HOOKS) and (self.has_norm or h not in NORM_HOOKS)]
+        outside = [h for h in GLOBAL_HOOKS if self.has_norm or h not in NORM_HOOKS]
+        layers = range(self.n_layers or 0)
+        return [f"blocks.{layer}.{h}" for layer in layers for h in block] + outside
+
+    def allows(self, name: str) -> bool:
+        if self.n_layers is not None:
+            return name in self.hook_names()
+        match = _BLOCK_NAME.fullmatch(name)
+        if match is None:
+            return name in GLOBAL_HOOKS
+        return match.group(2) in BLOCK_HOOKS
+
+
+@lru_cache(maxsize=1)
+def _components_utils() -> ModuleType:
+    """TransformerLens's utilities/components_utils.py, loaded on its own.
+
+    Importing it the usual way runs transformer_lens/__init__, which imports torch and
+    takes seconds; that file itself needs only `re`, so the scheduler loads just it.
+    """
+    spec = importlib.util.find_spec("transformer_lens")
+    if spec is None or not spec.submodule_search_locations:
+        raise JobSpecError("transformer_lens is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "utilities" / "components_utils.py"
+    file_spec = importlib.util.spec_from_file_location("lensbatch._tl_components_utils", path)
+    if file_spec is None or file_spec.loader is None:
+        raise JobSpecError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(file_spec)
+    file_spec.loader.exec_module(module)
+    return module
+
+
+def get_act_name(name: str, layer: int | None = None) -> str:
+    """transformer_lens.utilities.get_act_name (the seed notebook's cache["pattern", 0])."""
+    function: Callable[..., str] = _components_utils().get_act_name
+    return function(name, layer)
+
+
+def hook_layer(name: str) -> int | None:
+    """The block a full hook name belongs to, or None for hooks outside the blocks."""
+    match = _BLOCK_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def hook_kind(name: str) -> str:
+    """'attention' ([batch, head, q, k]), 'head' ([batch, pos, head, d]) or 'position'."""
+    match = _BLOCK_NAME.fullmatch(name)
+    suffix = match.group(2) if match else name
+    if suffix in ATTENTION_HOOKS:
+        return "attention"
+    if suffix in HEAD_HOOKS:
+        return "head"
+    return "position"
+
+
+def _valid_names_message(shape: ModelShape) -> str:
+    suffixes = [h for h in BLOCK_HOOKS if shape.allows(f"blocks.0.{h}")]
+    layers = f"0..{shape.n_layers - 1}" if shape.n_layers else "0..n_layers-1"
+    outside = [h for h in GLOBAL_HOOKS if shape.allows(h)]
+    shorthand = [s for s in SHORTHAND if _expand(s, shape)]
+    return (f"valid names: blocks.L.{{{', '.join(suffixes)}}} for L in {layers}; "
+            f"{', '.join(outside)}; or shorthand for every layer: {', '.join(shorthand)} "
+            "(one layer: k6, pattern0)")
+
+
+def _expand(name: str, shape: ModelShape) -> list[str]:
+    """One requested name as full hook names; [] when it names nothing valid."""
+    single = get_act_name(name)
+    if shape.allows(single):
+        return [single]
+    if "." in name or name.startswith("hook_") or hook_layer(single) is not None:
+        return []  # a full name, or shorthand that carries its layer (k6): nothing to expand
+    if shape.n_layers is None:
+        # Layers unknown until the model loads: check the form, expand on the worker.
+        return [name] if shape.allows(get_act_name(name, 0)) else []
+    per_layer = [get_act_name(name, layer) for layer in range(shape.n_layers)]
+    return per_layer if all(shape.allows(n) for n in per_layer) else []
+
+
+def resolve_activations(requested: Sequence[str], shape: ModelShape) -> list[str]:
+    """Full hook names for the user's list, in order, without duplicates.
+
+    Raises JobSpecError naming the first unknown name and listing the valid ones.
+    """
+    resolved: list[str] = []
+    for raw in requested:
+        names = _expand(raw.strip(), shape) if raw.strip() else []
+        if not names:
+            raise JobSpecError(f"unknown activation {raw!r}; {_valid_names_message(shape)}")
+        resolved += [n for n in names if n not in resolved]
+    return resolved
+
+
+def split_list(value: str | None) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c'): the CLI's comma-separated options."""
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())

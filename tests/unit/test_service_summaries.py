@@ -1,0 +1,100 @@
+"""What a task stores besides `results`, in the same transaction, and only once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, delete, func, select, update
+
+from lensbatch import schema
+from lensbatch.db import ensure_schema
+from lensbatch.jobspec import JobSpec
+from scheduler.jobs import create_job
+from scheduler.queries import head_rows, job_probe
+from worker import toy_induction
+from worker.service import Runtime, process_task
+
+TABLES = (schema.results, schema.head_scores, schema.activation_stats,
+          schema.induction_hit_tokens, schema.probes, schema.probe_heads)
+TEXTS = ["The lamp is lit, the lamp is lit, all is well at the lighthouse.",
+         "Hello TransformerLens!",
+         "Keepers keep logs. Keepers keep logs. Keepers keep logs."]
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple]]:
+    with engine.connect() as connection:
+        return {t.name: sorted(tuple(r) for r in connection.execute(
+            select(*(c for c in t.columns if c.name != "created_at")))) for t in TABLES}
+
+
+@pytest.fixture()
+def job(tmp_path: Path, sqlite_url: str) -> tuple[Engine, str, list[list[int]]]:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n"
+                              for i, t in enumerate(TEXTS)))
+    engine = ensure_schema(sqlite_url)
+    spec = JobSpec(model="toy-induction", task_tokens=20,
+                   activations=("pattern", "resid_post"), stats=("mean", "norm"))
+    planned = create_job(engine, str(corpus), spec)
+    assert len(planned.tasks) > 1
+    return engine, planned.job_id, planned.tasks
+
+
+def test_tasks_store_summaries_hits_and_one_probe(job) -> None:  # type: ignore[no-untyped-def]
+    engine, job_id, tasks = job
+    runtime = Runtime(device="cpu")
+    for seqs in tasks:
+        assert process_task(engine, job_id, seqs, runtime) == len(seqs)
+    rows = snapshot(engine)
+    n_docs, n_layers, n_heads = len(TEXTS), 2, 4
+    assert len(rows["head_scores"]) == n_docs * n_layers * n_heads
+    # pattern: per layer and head; resid_post: per layer, no head (-1); two statistics.
+    assert len(rows["activation_stats"]) == n_docs * 2 * (n_layers * n_heads + n_layers)
+    with engine.connect() as connection:
+        resid = connection.execute(select(schema.activation_stats).where(
+            schema.activation_stats.c.hook == "blocks.1.hook_resid_post")).all()
+        hits = connection.execute(select(schema.induction_hit_tokens).where(
+            schema.induction_hit_tokens.c.seq == 2).order_by(
+            schema.induction_hit_tokens.c.position)).all()
+    assert {(r.layer, r.head) for r in resid} == {(1, schema.NO_HEAD)}
+    assert " keep" in [h.token for h in hits] and any(h.novel for h in hits)
+    assert len(rows["probes"]) == 1 and len(rows["probe_heads"]) == n_layers * n_heads
+    probe = job_probe(engine, job_id)
+    assert probe is not None and probe.second_copy_loss < 0.01 < 10 < probe.first_copy_loss
+    by_head = {(r["layer"], r["head"]): r for r in head_rows(engine, job_id)}
+    wired = by_head[toy_induction.INDUCTION_HEAD]
+    assert wired["probe_induction_score"] > 0.99 and wired["n_documents"] == n_docs
+    assert by_head[toy_induction.PREV_TOKEN_HEAD]["prev_token_score"] > 0.99
+
+
+def test_a_redelivered_task_changes_nothing(job) -> None:  # type: ignore[no-untyped-def]
+    engine, job_id, tasks = job
+    runtime = Runtime(device="cpu")
+    for seqs in tasks:
+        process_task(engine, job_id, seqs, runtime)
+    before = snapshot(engine)
+    assert process_task(engine, job_id, tasks[0], runtime) == 0
+    # Even re-evaluated (its result lost), a document's rows are replaced, not added.
+    with engine.begin() as connection:
+        connection.execute(delete(schema.results).where(schema.results.c.seq == tasks[0][0]))
+        connection.execute(update(schema.jobs).values(status="running"))
+    assert process_task(engine, job_id, tasks[0], runtime) == 1
+    assert snapshot(engine) == before
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(schema.probes)) == 1
+
+
+def test_a_hook_the_model_lacks_fails_the_job(tmp_path: Path, sqlite_url: str) -> None:
+    """Hub models are only checked by form at submit time; the worker checks the rest."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "hello"}\n')
+    engine = ensure_schema(sqlite_url)
+    spec = JobSpec(model="toy-induction", activations=("mlp_post",), stats=("mean",))
+    planned = create_job(engine, str(corpus), spec)
+    assert process_task(engine, planned.job_id, planned.tasks[0], Runtime(device="cpu")) == 0
+    with engine.connect() as connection:
+        job = connection.execute(select(schema.jobs)).one()
+        assert connection.scalar(select(func.count()).select_from(schema.results)) == 0
+    assert job.status == "failed" and "unknown activation 'mlp_post'" in job.error

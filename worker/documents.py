@@ -1,0 +1,123 @@
+"""What one document's windows add up to: its metrics, head summaries, activation
+statistics and induction hits.
+
+This runs on the CPU once per document, after the batches, so it works on numpy arrays:
+a few microseconds per operation where tensor operations on tiny tensors cost ten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from worker.summaries import HEAD_FIELDS, combine_moments, finish_stats
+
+
+@dataclass(frozen=True)
+class DocMetrics:
+    n_tokens: int
+    n_predictions: int
+    nll_sum: float
+    loss: float | None
+    n_correct: int
+    accuracy: float | None
+    induction_candidates: int
+    induction_hits: int
+    induction_novel_hits: int
+    n_windows: int
+
+
+@dataclass(frozen=True)
+class InductionHit:
+    position: int  # document position of the token that was predicted
+    token: int
+    novel: bool
+
+
+@dataclass(frozen=True)
+class DocEvaluation:
+    """Everything a job keeps about one document."""
+
+    metrics: DocMetrics
+    # HEAD_FIELDS name -> [layer][head] value; None where the document has no position
+    # to average over (no repeated token for induction_score, one token for prev).
+    heads: dict[str, list[list[float | None]]]
+    # hook -> statistic -> one value per group (per head, or a single value)
+    stats: dict[str, dict[str, list[float]]]
+    hits: list[InductionHit]
+
+
+@dataclass(frozen=True)
+class WindowScores:
+    """The scored positions of one window, in document coordinates, and its sums."""
+
+    nll: np.ndarray  # [n_scored] float32
+    correct: np.ndarray  # [n_scored] bool
+    earlier: np.ndarray  # [n_scored] int64: document position of the bigram's first
+    #                      occurrence inside the window, or -1
+    head_sums: np.ndarray  # [layer, 4, head] float32, HEAD_FIELDS summed over positions
+    head_counts: np.ndarray  # [4] int64: positions behind each of those sums
+    moments: dict[str, np.ndarray]  # hook -> [group, MOMENTS]
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def doc_metrics(n_tokens: int, nll: np.ndarray, correct: np.ndarray, earlier: np.ndarray,
+                n_windows: int) -> DocMetrics:
+    n_predictions = int(nll.shape[0])
+    if n_predictions != max(n_tokens - 1, 0):
+        raise AssertionError(f"scored {n_predictions} positions for {n_tokens} tokens")
+    nll_sum = float(nll.sum(dtype=np.float64))
+    n_correct = int(correct.sum())
+    hits, novel = induction_hits(correct, earlier)
+    return DocMetrics(
+        n_tokens=n_tokens,
+        n_predictions=n_predictions,
+        nll_sum=nll_sum,
+        loss=nll_sum / n_predictions if n_predictions else None,
+        n_correct=n_correct,
+        accuracy=n_correct / n_predictions if n_predictions else None,
+        induction_candidates=int((earlier >= 0).sum()),
+        induction_hits=int(hits.sum()),
+        induction_novel_hits=int(novel.sum()),
+        n_windows=n_windows,
+    )
+
+
+def induction_hits(correct: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """worker.metrics.induction_hits on numpy arrays: (hits, novel hits), both bool."""
+    hits = (earlier >= 0) & correct
+    first_correct = correct[np.maximum(earlier, 0)] if len(correct) else correct
+    return hits, hits & ~first_correct
+
+
+def head_values(parts: list[WindowScores]) -> dict[str, list[list[float | None]]]:
+    sums = sum((p.head_sums.astype(np.float64) for p in parts[1:]),
+               parts[0].head_sums.astype(np.float64))  # [layer, 4, head]
+    counts = sum((p.head_counts for p in parts[1:]), parts[0].head_counts)  # [4]
+    values: dict[str, list[list[float | None]]] = {}
+    for index, field in enumerate(HEAD_FIELDS):
+        n = int(counts[index])
+        per_layer: list[list[float | None]] = (sums[:, index] / max(n, 1)).tolist()
+        values[field] = per_layer if n else [[None] * len(h) for h in per_layer]
+    return values
+
+
+def stitch(tokens: list[int], parts: list[WindowScores], stats: tuple[str, ...]) -> DocEvaluation:
+    """One document from its windows' scores, in document order."""
+    nll = _joined([p.nll for p in parts])
+    correct = _joined([p.correct for p in parts])
+    earlier = _joined([p.earlier for p in parts])
+    hits, novel = induction_hits(correct, earlier)
+    hit_list = [InductionHit(position=i + 1, token=tokens[i + 1], novel=bool(novel[i]))
+                for i in np.flatnonzero(hits).tolist()]
+    return DocEvaluation(
+        metrics=doc_metrics(len(tokens), nll, correct, earlier, len(parts)),
+        heads=head_values(parts),
+        stats={name: finish_stats(combine_moments([p.moments[name] for p in parts]), stats)
+               for name in parts[0].moments},
+        hits=hit_list,
+    )
