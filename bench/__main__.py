@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.report import Row, print_table, write_json
-from bench.rows import Options, forward_rows, queue_rows, submit_rows
+from bench.rows import Options, forward_rows, memory_rows, queue_rows, submit_rows
 
 ALL_ROWS = "abcdefgh"
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
-                               ("f", submit_rows)):
+                               ("f", submit_rows), ("g", memory_rows)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.corpus import spread_corpus, write_jsonl, write_large_jsonl
@@ -43,8 +43,11 @@ def forward_rows(options: Options, work: Path) -> list[Row]:
     texts = spread_corpus(options.scale, options.per_length)
     docs = tokenize(model, texts, spec.prepend_bos)
     corpus = write_jsonl(work / "spread.jsonl", texts)
-    # (b) variants: adding the per-head summaries is one more entry here.
-    variants = {"evaluate": spec}
+    # (b) variants. Per-head summaries are always on; the second adds selected activation
+    # statistics (resid_post and pattern at every layer, mean and norm).
+    variants = {"evaluate": spec,
+                "evaluate + activations": replace(spec, activations=("resid_post", "pattern"),
+                                                  stats=("mean", "norm"))}
     extra: dict[str, Callable[[], object]] = {}
     if "d" in options.rows:
         engines = [ensure_schema(f"sqlite:///{work / f'run{i}.db'}")
@@ -119,8 +122,6 @@ def queue_rows(options: Options, work: Path) -> list[Row]:
             ratio = paired_ratio(h.two_threads_s, h.two_processes_s)
             rows.append(Row("g", "worker peak RSS", h.peak_rss_mb, "MB",
                             note=f"{options.model}, after a job"))
-            rows.append(Row("g", "worker peak RSS, --activations resid_post,pattern", None,
-                            "MB", note="pending summaries: option not in this branch"))
             rows.append(Row("h", "2 workers x 1 thread vs 1 worker x 2 threads",
                             median(h.two_processes_s), "s", ratio,
                             note=f"1x2: {median(h.two_threads_s):.1f} s; "
@@ -129,6 +130,20 @@ def queue_rows(options: Options, work: Path) -> list[Row]:
     finally:
         redis.stop()
         postgres.stop()
+
+
+def memory_rows(options: Options, work: Path) -> list[Row]:
+    """g, for the evaluation path: peak RSS of `lensbatch run` with and without summaries."""
+    from bench.memory import summary_memory
+
+    corpus = write_jsonl(work / "memory.jsonl", spread_corpus(options.scale, seed=2))
+    plain, summaries = summary_memory(corpus, options.model, work, min(3, options.reps))
+    ratio = summaries / plain
+    return [
+        Row("g", "lensbatch run peak RSS", plain, "MB", note=options.model),
+        Row("g", "lensbatch run peak RSS, --activations resid_post,pattern", summaries, "MB",
+            ratio, "<= 1.5x without", ratio <= 1.5, "--stats mean,norm; ratio: with / without"),
+    ]
 
 
 def submit_rows(options: Options, work: Path) -> list[Row]:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import Column, Engine, Float, Integer, String, Table, select, text
+from sqlalchemy import Column, Engine, Float, Integer, String, Table, func, select, text
 
 from lensbatch import schema
 from scheduler.export import export_job, job_queries
@@ -69,8 +69,14 @@ def pandas_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def test_export_round_trip_is_exact(job: tuple[Engine, str], tmp_path: Path) -> None:
     engine, job_id = job
     written = export_job(engine, job_id, tmp_path / "out")
+    with engine.connect() as connection:
+        hits = connection.scalar(select(func.count()).select_from(schema.induction_hit_tokens)
+                                 .where(schema.induction_hit_tokens.c.job_id == job_id))
+    heads = 2 * 4  # the tiny checkpoint's layers x heads
     assert written == {"jobs": 1, "documents": len(DOCS), "models": 1,
                        "job_documents": len(DOCS), "results": len(DOCS),
+                       "head_scores": len(DOCS) * heads, "probes": 1, "probe_heads": heads,
+                       "induction_hit_tokens": hits, "activation_stats": 0,
                        "document_failures": 0}
     for name, query in job_queries(job_id).items():
         table = schema.metadata.tables[name]
