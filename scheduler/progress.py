@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from sqlalchemy import Engine, func, select
 
 from lensbatch import schema
+from lensbatch.docstate import documents_without_result
 from lensbatch.errors import JobNotFound
 
 # Tasks are planned before tokenizing; the same estimate gives the total token count
@@ -66,7 +67,7 @@ def _active_workers(engine: Engine) -> int:
 
 
 def read_snapshot(engine: Engine, job_id: str) -> Snapshot:
-    r, jd, docs = schema.results, schema.job_documents, schema.documents
+    r, docs = schema.results, schema.documents
     with engine.connect() as connection:
         job = connection.execute(
             select(schema.jobs.c.status, schema.jobs.c.n_documents)
@@ -80,16 +81,8 @@ def read_snapshot(engine: Engine, job_id: str) -> Snapshot:
         ).one()
         # Characters of the documents still to do (no result, not failed for good),
         # converted with the planner's estimate.
-        f = schema.document_failures
-        pending_docs, pending_chars = connection.execute(
-            select(func.count(), func.coalesce(func.sum(docs.c.n_chars), 0))
-            .select_from(
-                jd.join(docs, docs.c.id == jd.c.document_id)
-                .outerjoin(r, (r.c.job_id == jd.c.job_id) & (r.c.seq == jd.c.seq))
-                .outerjoin(f, (f.c.job_id == jd.c.job_id) & (f.c.seq == jd.c.seq)
-                           & f.c.final.is_(True)))
-            .where(jd.c.job_id == job_id, r.c.seq.is_(None), f.c.seq.is_(None))
-        ).one()
+        pending_docs, pending_chars = connection.execute(documents_without_result(
+            job_id, func.count(), func.coalesce(func.sum(docs.c.n_chars), 0))).one()
     estimate = int(pending_chars or 0) // CHARS_PER_TOKEN + int(pending_docs)
     return Snapshot(
         job_id=job_id, status=job.status, docs_done=int(done), docs_total=int(job.n_documents),

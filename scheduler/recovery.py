@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, select, update
 
 from lensbatch import schema
+from lensbatch.docstate import documents_without_result
 from lensbatch.errors import JobNotFound, UserError
 from scheduler.jobs import CHARS_PER_TOKEN, TaskPlanner
 
@@ -40,18 +41,9 @@ def _job(connection: Connection, job_id: str) -> Any:
 def _missing(connection: Connection, job_id: str, failed_only: bool) -> list[tuple[int, int]]:
     """(seq, n_chars) of the documents without a result: all of them that have not
     failed for good, or (failed_only) exactly those that have."""
-    jd, docs, res, fails = (schema.job_documents, schema.documents, schema.results,
-                            schema.document_failures)
-    query = (
-        select(jd.c.seq, docs.c.n_chars)
-        .join(docs, docs.c.id == jd.c.document_id)
-        .outerjoin(res, and_(res.c.job_id == jd.c.job_id, res.c.seq == jd.c.seq))
-        .outerjoin(fails, and_(fails.c.job_id == jd.c.job_id, fails.c.seq == jd.c.seq,
-                               fails.c.final.is_(True)))
-        .where(jd.c.job_id == job_id, res.c.seq.is_(None))
-        .where(fails.c.seq.is_not(None) if failed_only else fails.c.seq.is_(None))
-        .order_by(jd.c.seq)
-    )
+    jd, docs = schema.job_documents, schema.documents
+    query = (documents_without_result(job_id, jd.c.seq, docs.c.n_chars, failed=failed_only)
+             .order_by(jd.c.seq))
     return [(row.seq, row.n_chars) for row in connection.execute(query)]
 
 

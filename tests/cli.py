@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import Table, create_engine, func, select
+
 LENSBATCH = str(Path(sys.executable).parent / "lensbatch")
 
 
@@ -16,3 +18,25 @@ def lensbatch(*args: str, env: dict[str, str] | None = None, cwd: str | None = N
     return subprocess.run([LENSBATCH, *args], env=full_env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout,
                           input=stdin.decode() if stdin is not None else None)
+
+
+def user_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """The one stderr line of a user mistake (exit 2, no traceback), checked to contain
+    each fragment; returned for further checks."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lensbatch: error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+def count_rows(url: str, table: Table) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(table)) or 0)
+    finally:
+        engine.dispose()

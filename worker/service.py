@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, Row, and_, func, select, update
+from sqlalchemy import Connection, Engine, Row, func, select, update
 
 from lensbatch import schema
+from lensbatch.docstate import documents_without_result
 from lensbatch.errors import DeviceError, JobSpecError, ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.upsert import upsert
@@ -59,18 +60,9 @@ def pending_documents(
     connection: Connection, job_id: str, seqs: list[int]
 ) -> list[tuple[int, str]]:
     """(seq, text) of the given documents with no result that have not failed for good."""
-    jd, docs, res = schema.job_documents, schema.documents, schema.results
-    fails = schema.document_failures
-    query = (
-        select(jd.c.seq, docs.c.text)
-        .join(docs, docs.c.id == jd.c.document_id)
-        .outerjoin(res, and_(res.c.job_id == jd.c.job_id, res.c.seq == jd.c.seq))
-        .outerjoin(fails, and_(fails.c.job_id == jd.c.job_id, fails.c.seq == jd.c.seq,
-                               fails.c.final.is_(True)))
-        .where(jd.c.job_id == job_id, jd.c.seq.in_(seqs), res.c.seq.is_(None),
-               fails.c.seq.is_(None))
-        .order_by(jd.c.seq)
-    )
+    jd, docs = schema.job_documents, schema.documents
+    query = (documents_without_result(job_id, jd.c.seq, docs.c.text)
+             .where(jd.c.seq.in_(seqs)).order_by(jd.c.seq))
     return [(row.seq, row.text) for row in connection.execute(query)]
 
 

@@ -32,15 +32,6 @@ def _summary() -> Iterator[None]:
     FAULTS.write()
 
 
-@pytest.fixture()
-def redis() -> Iterator[RedisServer]:
-    """A Redis of this test's own, free to be killed."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 def submit(corpus: Path, env: dict[str, str], model: str, *extra: str) -> str:
     result = lensbatch("submit", str(corpus), "--model", model, "--task-tokens", TASK_TOKENS,
                        *extra, env=env)

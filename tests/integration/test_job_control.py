@@ -39,14 +39,6 @@ def _summary() -> Iterator[None]:
     FAULTS.write()
 
 
-@pytest.fixture()
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(scope="module")
 def poisoned_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     return make_poisoned_checkpoint(tmp_path_factory.mktemp("poisoned-gpt2"))

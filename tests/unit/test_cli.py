@@ -6,29 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
 
 from lensbatch import schema
-from tests.cli import lensbatch
-
-
-def assert_user_error(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("lensbatch: error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-def count_rows(url: str, table) -> int:  # type: ignore[no-untyped-def]
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.scalar(select(func.count()).select_from(table)) or 0)
-    finally:
-        engine.dispose()
+from tests.cli import count_rows, lensbatch, user_error_line
 
 
 @pytest.fixture()
@@ -40,7 +20,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path: Path, env, sqlite_url) ->
     corpus = tmp_path / "bad.jsonl"
     corpus.write_text('{"text": "fine"}\n{"text": "also fine"}\n{"text": oops}\n')
     result = lensbatch("run", str(corpus), "--model", "gpt2-small-random", env=env)
-    assert_user_error(result, "bad.jsonl:3", "invalid JSON")
+    user_error_line(result, "bad.jsonl:3", "invalid JSON")
     assert count_rows(sqlite_url, schema.jobs) == 0
     assert count_rows(sqlite_url, schema.documents) == 0
 
@@ -48,27 +28,27 @@ def test_malformed_jsonl_names_file_and_line(tmp_path: Path, env, sqlite_url) ->
 def test_non_utf8_file(tmp_path: Path, env) -> None:  # type: ignore[no-untyped-def]
     corpus = tmp_path / "latin1.txt"
     corpus.write_bytes("caf\xe9 au lait".encode("latin-1"))
-    assert_user_error(lensbatch("run", str(corpus), env=env), "latin1.txt", "UTF-8")
+    user_error_line(lensbatch("run", str(corpus), env=env), "latin1.txt", "UTF-8")
 
 
 def test_empty_corpus(tmp_path: Path, env) -> None:  # type: ignore[no-untyped-def]
     corpus = tmp_path / "empty.jsonl"
     corpus.write_text("\n\n")
-    assert_user_error(lensbatch("run", str(corpus), env=env), "empty")
+    user_error_line(lensbatch("run", str(corpus), env=env), "empty")
 
 
 def test_unknown_model(tmp_path: Path, env) -> None:  # type: ignore[no-untyped-def]
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"text": "hello"}\n')
-    assert_user_error(lensbatch("run", str(corpus), "--model", "no-such-model-xyz", env=env),
+    user_error_line(lensbatch("run", str(corpus), "--model", "no-such-model-xyz", env=env),
                       "no-such-model-xyz")
 
 
 def test_duplicate_id_and_bad_budget(tmp_path: Path, env) -> None:  # type: ignore[no-untyped-def]
     corpus = tmp_path / "dup.jsonl"
     corpus.write_text('{"id": "a", "text": "one"}\n{"id": "a", "text": "two"}\n')
-    assert_user_error(lensbatch("run", str(corpus), env=env), "dup.jsonl:2", "duplicate")
-    assert_user_error(lensbatch("run", str(corpus), "--batch-tokens", "0", env=env),
+    user_error_line(lensbatch("run", str(corpus), env=env), "dup.jsonl:2", "duplicate")
+    user_error_line(lensbatch("run", str(corpus), "--batch-tokens", "0", env=env),
                       "--batch-tokens")
 
 
@@ -94,7 +74,7 @@ def test_run_then_results_jsonl(tmp_path: Path, env, tiny_checkpoint: str) -> No
 
 
 def test_unknown_job(env) -> None:  # type: ignore[no-untyped-def]
-    assert_user_error(lensbatch("results", "nope'; DROP TABLE jobs; --", env=env), "no job")
+    user_error_line(lensbatch("results", "nope'; DROP TABLE jobs; --", env=env), "no job")
 
 
 def test_inspect_prints_seed_shapes(tiny_checkpoint: str) -> None:

@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
 
 from lensbatch import schema
-from tests.cli import lensbatch
+from tests.cli import count_rows, lensbatch, user_error_line
 
 # The seed notebook's section 2 paragraph (112 tokens with BOS).
 SEED_TEXT = """## Loading Models
@@ -18,22 +17,6 @@ SEED_TEXT = """## Loading Models
 HookedTransformer comes loaded with >40 open source GPT-style models. You can load any of them in with `HookedTransformer.from_pretrained(MODEL_NAME)`. Each model is loaded into the consistent HookedTransformer architecture, designed to be clean, consistent and interpretability-friendly.
 
 For this demo notebook we'll look at GPT-2 Small, an 80M parameter model. To try the model the model out, let's find the loss on this paragraph!"""  # noqa: E501
-
-
-def count(url: str, table) -> int:  # type: ignore[no-untyped-def]
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.scalar(select(func.count()).select_from(table)) or 0)
-    finally:
-        engine.dispose()
-
-
-def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def test_score_reproduces_the_seed_notebook_sections(tmp_path: Path) -> None:
@@ -68,16 +51,17 @@ def test_unknown_hook_or_statistic_is_refused_before_anything_is_stored(
     corpus.write_text('{"text": "hello there"}\n')
     env = {"LENSBATCH_DATABASE_URL": sqlite_url,
            "LENSBATCH_BROKER_URL": "redis://127.0.0.1:1/0"}  # never reached
-    line = one_error_line(lensbatch("submit", str(corpus), "--model", "toy-induction",
+    line = user_error_line(lensbatch("submit", str(corpus), "--model", "toy-induction",
                                     "--activations", "pattern,mlp_post", env=env))
     assert "unknown activation 'mlp_post'" in line and "attn.hook_pattern" in line
-    line = one_error_line(lensbatch("submit", str(corpus), "--activations", "resid_post",
+    line = user_error_line(lensbatch("submit", str(corpus), "--activations", "resid_post",
                                     "--stats", "mean,median", env=env))
     assert "unknown statistic 'median'" in line and "frac_zero" in line
-    line = one_error_line(lensbatch("run", str(corpus), "--model", "toy-induction",
+    line = user_error_line(lensbatch("run", str(corpus), "--model", "toy-induction",
                                     "--activations", "blocks.7.hook_resid_post", env=env))
     assert "unknown activation 'blocks.7.hook_resid_post'" in line
-    assert count(sqlite_url, schema.jobs) == 0 and count(sqlite_url, schema.documents) == 0
+    assert count_rows(sqlite_url, schema.jobs) == 0
+    assert count_rows(sqlite_url, schema.documents) == 0
 
 
 @pytest.mark.parametrize("fmt", ["table", "jsonl"])
@@ -103,4 +87,4 @@ def test_run_then_heads(tmp_path: Path, sqlite_url: str, fmt: str) -> None:
             (layer, head) for layer in (0, 1) for head in range(4)]
         assert all(r["n_documents"] == 2 for r in rows)
         assert rows[6]["probe_induction_score"] > 0.99
-    assert count(sqlite_url, schema.activation_stats) == 2 * 2 * (2 * 4 + 2)
+    assert count_rows(sqlite_url, schema.activation_stats) == 2 * 2 * (2 * 4 + 2)

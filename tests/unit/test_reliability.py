@@ -13,9 +13,8 @@ from sqlalchemy import create_engine, inspect, select
 from lensbatch import schema
 from lensbatch.queue import make_celery
 from lensbatch.settings import Settings
-from tests.cli import lensbatch
+from tests.cli import lensbatch, user_error_line
 from tests.faults import POISON_WORD, make_poisoned_checkpoint
-from tests.unit.test_cli import assert_user_error
 
 SOURCES = [p for d in ("lensbatch", "worker", "scheduler")
            for p in (Path(__file__).resolve().parents[2] / d).rglob("*.py")]
@@ -56,7 +55,7 @@ def test_sql_metacharacters_in_ids(tmp_path: Path, sqlite_url: str,
             lensbatch("results", job, "--format", "jsonl", env=env).stdout.splitlines()]
     assert [r["doc_id"] for r in rows] == METACHARS
     for command in ("status", "cancel", "resume", "results"):
-        assert_user_error(lensbatch(command, "x'; DROP TABLE jobs; --", env=env), "no job")
+        user_error_line(lensbatch(command, "x'; DROP TABLE jobs; --", env=env), "no job")
     engine = create_engine(sqlite_url)
     assert {"jobs", "results", "documents"} <= set(inspect(engine).get_table_names())
     engine.dispose()
@@ -82,17 +81,17 @@ def test_poison_document_in_local_run(tmp_path: Path, sqlite_url: str) -> None:
     # resume needs a broker; an unreachable one changes nothing and hides its password.
     broken = {**env, "LENSBATCH_BROKER_URL": "redis://:hunter2@127.0.0.1:1/0"}
     result = lensbatch("resume", job, "--failed", env=broken)
-    assert_user_error(result, "cannot reach broker at 127.0.0.1:1")
+    user_error_line(result, "cannot reach broker at 127.0.0.1:1")
     assert "hunter2" not in result.stderr
     assert "1 failed documents" in lensbatch("status", job, env=env).stdout
-    assert_user_error(lensbatch("cancel", job, env=env), "already done")
+    user_error_line(lensbatch("cancel", job, env=env), "already done")
 
 
 @pytest.mark.parametrize("command", ["status", "jobs", "workers"])
 def test_unreachable_database_names_host_not_password(command: str) -> None:
     env = {"LENSBATCH_DATABASE_URL": "postgresql+psycopg://u:hunter2@127.0.0.1:1/db"}
     result = lensbatch(command, env=env)
-    assert_user_error(result, "cannot reach database at 127.0.0.1:1")
+    user_error_line(result, "cannot reach database at 127.0.0.1:1")
     assert "hunter2" not in result.stderr + result.stdout
 
 
@@ -102,7 +101,7 @@ def test_negative_budget_rejected_before_broker(tmp_path: Path, sqlite_url: str)
     env = {"LENSBATCH_DATABASE_URL": sqlite_url,
            "LENSBATCH_BROKER_URL": "redis://:hunter2@127.0.0.1:1/0"}
     for flag in ("--batch-tokens", "--task-tokens"):
-        assert_user_error(lensbatch("submit", str(corpus), flag, "-5", env=env), flag)
+        user_error_line(lensbatch("submit", str(corpus), flag, "-5", env=env), flag)
     engine = create_engine(sqlite_url)
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
