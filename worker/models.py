@@ -127,3 +127,11 @@ def resolve_hooks(model: TransformerBridge, requested: tuple[str, ...] | list[st
     if missing:
         raise JobSpecError(f"model has no hook {missing[0]!r}")
     return names
+
+
+@functools.lru_cache(maxsize=2)
+def model_record(name: str, device: str, dtype: str) -> dict[str, Any]:
+    """The `models` row for a loaded model: where it came from, its config and weight
+    shapes (computed once per process; the shapes come from derived weight tensors)."""
+    card = model_card(load_model(name, device, dtype))
+    return {"name": name, "source": check_model_name(name), **card}

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select, update
 
@@ -23,7 +24,7 @@ from lensbatch import schema
 from lensbatch.docstate import documents_without_result
 from lensbatch.errors import DeviceError, JobSpecError, ModelUnavailable
 from lensbatch.jobspec import JobSpec
-from lensbatch.upsert import upsert
+from lensbatch.upsert import insert_ignore, upsert
 from worker.dbretry import retry_db
 from worker.evaluate import DocMetrics, analyse_texts
 from worker.failures import (
@@ -33,7 +34,7 @@ from worker.failures import (
     evaluate_isolating,
     record_failures,
 )
-from worker.models import load_model, resolve_hooks
+from worker.models import load_model, model_record, resolve_hooks
 from worker.probe import ProbeResult, probe_model
 from worker.rows import has_probe, write_probe, write_summaries
 
@@ -131,6 +132,7 @@ class Written:
     outcome: Outcome
     probe: ProbeResult | None  # None when the job already has its probe
     model: str
+    card: dict[str, Any]  # the `models` row: source, config, weight shapes
     decode: Callable[[int], str]  # token id -> text, for the induction hit tokens
 
 
@@ -153,6 +155,8 @@ def _write(engine: Engine, job_id: str, written: Written, runtime: Runtime) -> l
             write_summaries(connection, job_id, seqs, evaluations, written.decode)
         if written.probe is not None:
             write_probe(connection, job_id, written.model, written.probe)
+            insert_ignore(connection, schema.models, [{**written.card, "created_at": now()}],
+                          keys=("name",))
         retry = record_failures(connection, job_id, outcome.failed, runtime.max_attempts)
         finish_if_complete(connection, job_id)
     return retry
@@ -187,6 +191,7 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     if not retry_db(lambda: _has_probe(engine, job_id), "reading the probe"):
         probe = probe_model(spec.model, runtime.device, spec.dtype)
     written = Written(outcome, probe, spec.model,
+                      model_record(spec.model, runtime.device, spec.dtype),
                       lambda token: str(model.tokenizer.decode([token])))
     retry = retry_db(lambda: _write(engine, job_id, written, runtime), "writing results")
     if retry:

@@ -25,10 +25,10 @@ def job(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: str) -> tuple
     tmp = tmp_path_factory.mktemp("export")
     corpus = write_corpus(tmp / "corpus.jsonl")
     engine, job_id = finished_job(f"sqlite:///{tmp / 'lensbatch.db'}", tiny_checkpoint, corpus)
-    with engine.begin() as connection:  # a model card, so the models table has a row
-        connection.execute(schema.models.insert().values(
-            name=tiny_checkpoint, source="local", config={"n_layers": 2, "n_heads": 4},
-            weight_shapes={"W_E": [50257, 64]}, created_at=datetime.now(UTC)))
+    with engine.connect() as connection:  # the worker recorded the model card
+        card = connection.execute(select(schema.models)).one()
+    assert (card.name, card.source) == (tiny_checkpoint, "local")
+    assert card.config["n_layers"] == 2 and card.weight_shapes["W_E"] == [50257, 64]
     return engine, job_id
 
 
