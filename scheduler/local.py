@@ -25,6 +25,19 @@ class RunReport:
     seconds: float  # evaluation time, model loading excluded
 
 
+def local_chunks(tasks: list[list[int]], spec: JobSpec) -> list[list[int]]:
+    """Consecutive planned tasks joined so that each chunk holds about one forward batch.
+
+    Tasks are sized for the queue (--task-tokens); here there is no queue, and a chunk
+    smaller than a batch (a GPU run with a large --batch-tokens) would leave the device
+    waiting between small batches. Each chunk is still evaluated and committed as one
+    task is, so results, retries and failures behave the same.
+    """
+    per_chunk = max(1, spec.batch_tokens // spec.task_tokens)
+    return [[seq for task in tasks[i:i + per_chunk] for seq in task]
+            for i in range(0, len(tasks), per_chunk)]
+
+
 def run_local(
     engine: Engine, corpus: str, spec: JobSpec, device: str, view: ProgressView | None = None
 ) -> RunReport:
@@ -41,7 +54,7 @@ def run_local(
     with view if view is not None else contextlib.nullcontext():
         if view is not None:
             view.show(read_snapshot(engine, job.job_id))
-        for seqs in job.tasks:
+        for seqs in local_chunks(job.tasks, spec):
             process_task_settled(engine, job.job_id, seqs, runtime)
             if view is not None:
                 view.show(read_snapshot(engine, job.job_id))

@@ -57,3 +57,15 @@ def test_pad_places_tokens_and_mask(side: str) -> None:
         assert offsets.tolist() == [0, 2]
     assert mask.sum(dim=1).tolist() == [3, 1]
     assert mask.dtype == torch.long
+
+
+def test_local_runs_join_tasks_into_batch_sized_chunks() -> None:
+    from lensbatch.jobspec import JobSpec
+    from scheduler.local import local_chunks
+
+    tasks = [[0, 1], [2], [3, 4, 5], [6], [7]]
+    # queue-sized tasks stay as they are when a batch is no larger than a task
+    assert local_chunks(tasks, JobSpec(batch_tokens=8192, task_tokens=16384)) == tasks
+    # four tasks of 1,000 tokens fill one 4,000-token batch
+    chunks = local_chunks(tasks, JobSpec(batch_tokens=4000, task_tokens=1000))
+    assert chunks == [[0, 1, 2, 3, 4, 5, 6], [7]]
