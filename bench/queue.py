@@ -15,7 +15,6 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.settings import Settings
 from scheduler.enqueue import enqueue
 from scheduler.jobs import create_job
-from scheduler.local import run_local
 
 
 @dataclass(frozen=True)
@@ -46,14 +45,24 @@ def warm_up(engine: Engine, services: Services, job: QueueJob, n_workers: int) -
 
 
 def _local_seconds(engine: Engine, job: QueueJob) -> float:
-    """The same tasks through process_task here, with the worker's one thread."""
+    """The same tasks through process_task here, one call per queued task (as a worker
+    makes them), with the worker's one thread."""
     import torch
+
+    from worker.models import load_model
+    from worker.service import Runtime, process_task
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        load_model(job.spec.model, "cpu", job.spec.dtype)
         # The tasks alone: storing the job is outside both timings.
-        return run_local(engine, str(job.corpus), job.spec, "cpu").seconds
+        planned = create_job(engine, str(job.corpus), job.spec)
+        runtime = Runtime(device="cpu")
+        started = time.perf_counter()
+        for seqs in planned.tasks:
+            process_task(engine, planned.job_id, seqs, runtime)
+        return time.perf_counter() - started
     finally:
         torch.set_num_threads(threads)
 
