@@ -162,8 +162,20 @@ def _write(engine: Engine, job_id: str, written: Written, runtime: Runtime) -> l
     return retry
 
 
-def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> int:
-    """Evaluate the job's documents `seqs` that lack results; return how many were written.
+@dataclass(frozen=True)
+class TaskDone:
+    """What one attempt at a task committed (nothing, for a task redelivered after its
+    results were written)."""
+
+    written: int  # documents
+    tokens: int  # their tokens
+
+
+NOTHING = TaskDone(0, 0)
+
+
+def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> TaskDone:
+    """Evaluate the job's documents `seqs` that lack results; say what was written.
 
     Raises DocumentsFailed when some documents failed and have attempts left (after the
     others' results are committed), so that the caller retries the task.
@@ -172,9 +184,9 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     if job is None or job.status in FINISHED:
         log.info("dropping task of job %s: job is %s", job_id,
                  "unknown" if job is None else job.status)
-        return 0
+        return NOTHING
     if not todo:
-        return 0
+        return NOTHING
     spec = JobSpec.from_json(job.settings)
     try:
         model = load_model(spec.model, runtime.device, spec.dtype)
@@ -183,7 +195,7 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
         message = str(exc)
         retry_db(lambda: fail_job(engine, job_id, message), "failing the job")
         log.error("job %s failed: %s", job_id, message)
-        return 0
+        return NOTHING
     outcome = evaluate_isolating(lambda texts: analyse_texts(model, texts, spec), todo)
     for seq, error in outcome.failed:
         log.warning("job %s document %d failed: %s", job_id, seq, error)
@@ -196,7 +208,7 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     retry = retry_db(lambda: _write(engine, job_id, written, runtime), "writing results")
     if retry:
         raise DocumentsFailed(job_id, retry, len(outcome.done))
-    return len(outcome.done)
+    return TaskDone(len(outcome.done), sum(e.metrics.n_tokens for _, e in outcome.done))
 
 
 def process_task_settled(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> int:
@@ -204,7 +216,7 @@ def process_task_settled(engine: Engine, job_id: str, seqs: list[int], runtime: 
     written = 0
     for _ in range(runtime.max_attempts):
         try:
-            return written + process_task(engine, job_id, seqs, runtime)
+            return written + process_task(engine, job_id, seqs, runtime).written
         except DocumentsFailed as exc:
             written += exc.written
     return written

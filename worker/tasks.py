@@ -82,18 +82,17 @@ def _unregister(**_: Any) -> None:
 )
 def evaluate(self, job_id: str, seqs: list[int]) -> int:  # type: ignore[no-untyped-def]
     from worker.service import process_task
-    from worker.tasklog import task_line, task_tokens
+    from worker.tasklog import task_line
 
     started = time.perf_counter()
     name = worker_info().name
     registry.set_current_task(engine(), name, f"{job_id}:{seqs[0]}-{seqs[-1]}")
     try:
-        written = process_task(engine(), job_id, list(seqs), runtime())
+        done = process_task(engine(), job_id, list(seqs), runtime())
     except DocumentsFailed as exc:
         registry.set_current_task(engine(), name, None, exc.written)
         raise
-    registry.set_current_task(engine(), name, None, written)
+    registry.set_current_task(engine(), name, None, done.written)
     seconds = time.perf_counter() - started
-    tokens = task_tokens(engine(), job_id, list(seqs))
-    log.info("%s", task_line(job_id, list(seqs), written, tokens, seconds, runtime().device))
-    return written
+    log.info("%s", task_line(job_id, list(seqs), done, seconds, runtime().device))
+    return done.written

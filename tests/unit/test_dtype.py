@@ -28,7 +28,7 @@ def test_cpu_worker_fails_a_bfloat16_job(tiny_checkpoint: str, tmp_path: Path,
     corpus.write_text('{"text": "The lamp is lit."}\n')
     engine = ensure_schema(sqlite_url)
     job = create_job(engine, str(corpus), JobSpec(model=tiny_checkpoint, dtype="bfloat16"))
-    assert process_task(engine, job.job_id, job.tasks[0], Runtime(device="cpu")) == 0
+    assert process_task(engine, job.job_id, job.tasks[0], Runtime(device="cpu")).written == 0
     summary = job_summary(engine, job.job_id)
     assert summary.status == "failed"
     assert summary.error is not None and "bfloat16" in summary.error

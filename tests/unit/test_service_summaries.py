@@ -46,7 +46,11 @@ def test_tasks_store_summaries_hits_and_one_probe(job) -> None:  # type: ignore[
     engine, job_id, tasks = job
     runtime = Runtime(device="cpu")
     for seqs in tasks:
-        assert process_task(engine, job_id, seqs, runtime) == len(seqs)
+        done = process_task(engine, job_id, seqs, runtime)
+        with engine.connect() as connection:
+            tokens = connection.scalar(select(func.sum(schema.results.c.n_tokens)).where(
+                schema.results.c.seq.in_(seqs)))
+        assert (done.written, done.tokens) == (len(seqs), tokens)
     rows = snapshot(engine)
     n_docs, n_layers, n_heads = len(TEXTS), 2, 4
     assert len(rows["head_scores"]) == n_docs * n_layers * n_heads
@@ -75,12 +79,12 @@ def test_a_redelivered_task_changes_nothing(job) -> None:  # type: ignore[no-unt
     for seqs in tasks:
         process_task(engine, job_id, seqs, runtime)
     before = snapshot(engine)
-    assert process_task(engine, job_id, tasks[0], runtime) == 0
+    assert process_task(engine, job_id, tasks[0], runtime).written == 0
     # Even re-evaluated (its result lost), a document's rows are replaced, not added.
     with engine.begin() as connection:
         connection.execute(delete(schema.results).where(schema.results.c.seq == tasks[0][0]))
         connection.execute(update(schema.jobs).values(status="running"))
-    assert process_task(engine, job_id, tasks[0], runtime) == 1
+    assert process_task(engine, job_id, tasks[0], runtime).written == 1
     assert snapshot(engine) == before
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(schema.probes)) == 1
@@ -93,7 +97,8 @@ def test_a_hook_the_model_lacks_fails_the_job(tmp_path: Path, sqlite_url: str) -
     engine = ensure_schema(sqlite_url)
     spec = JobSpec(model="toy-induction", activations=("mlp_post",), stats=("mean",))
     planned = create_job(engine, str(corpus), spec)
-    assert process_task(engine, planned.job_id, planned.tasks[0], Runtime(device="cpu")) == 0
+    done = process_task(engine, planned.job_id, planned.tasks[0], Runtime(device="cpu"))
+    assert done.written == 0
     with engine.connect() as connection:
         job = connection.execute(select(schema.jobs)).one()
         assert connection.scalar(select(func.count()).select_from(schema.results)) == 0
