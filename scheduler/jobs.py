@@ -27,8 +27,9 @@ class PlannedJob:
     n_documents: int
 
 
-def estimate_tokens(text: str) -> int:
-    return len(text) // CHARS_PER_TOKEN + 1
+def estimate_tokens(n_chars: int) -> int:
+    """Tokens of a document of `n_chars` characters, before any tokenizer has seen it."""
+    return n_chars // CHARS_PER_TOKEN + 1
 
 
 class TaskPlanner:
@@ -81,7 +82,7 @@ def create_job(engine: Engine, corpus: str, spec: JobSpec) -> PlannedJob:
         for chunk in chunked(read_corpus(corpus), INSERT_CHUNK):
             _store_chunk(connection, job_id, n_docs, chunk)
             for i, doc in enumerate(chunk):
-                planner.add(n_docs + i, estimate_tokens(doc.text))
+                planner.add(n_docs + i, estimate_tokens(len(doc.text)))
             n_docs += len(chunk)
         connection.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(
             n_documents=n_docs, n_tasks=len(planner.tasks)

@@ -18,10 +18,8 @@ from sqlalchemy import Engine, func, select
 from lensbatch import schema
 from lensbatch.docstate import documents_without_result
 from lensbatch.errors import JobNotFound
+from scheduler.jobs import CHARS_PER_TOKEN
 
-# Tasks are planned before tokenizing; the same estimate gives the total token count
-# until every document has a result (then the exact count is known).
-CHARS_PER_TOKEN = 4
 # A worker whose heartbeat is older than this is not counted as active.
 HEARTBEAT_FRESH_S = 120
 FINISHED = ("done", "failed", "cancelled")
@@ -83,6 +81,7 @@ def read_snapshot(engine: Engine, job_id: str) -> Snapshot:
         # converted with the planner's estimate.
         pending_docs, pending_chars = connection.execute(documents_without_result(
             job_id, func.count(), func.coalesce(func.sum(docs.c.n_chars), 0))).one()
+    # The planner's estimate (scheduler.jobs.estimate_tokens), summed over what is left.
     estimate = int(pending_chars or 0) // CHARS_PER_TOKEN + int(pending_docs)
     return Snapshot(
         job_id=job_id, status=job.status, docs_done=int(done), docs_total=int(job.n_documents),

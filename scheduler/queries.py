@@ -81,13 +81,6 @@ def list_jobs(engine: Engine, limit: int = 50) -> list[JobSummary]:
     return [job_summary(engine, job_id) for job_id in ids]
 
 
-def latest_job_id(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return connection.scalar(
-            select(schema.jobs.c.id).order_by(schema.jobs.c.created_at.desc()).limit(1)
-        )
-
-
 RESULT_COLUMNS = ("doc_id", *schema.RESULT_METRICS)
 
 

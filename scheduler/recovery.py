@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, and_, delete, select, update
 from lensbatch import schema
 from lensbatch.docstate import documents_without_result
 from lensbatch.errors import JobNotFound, UserError
-from scheduler.jobs import CHARS_PER_TOKEN, TaskPlanner
+from scheduler.jobs import TaskPlanner, estimate_tokens
 
 FINISHED = ("done", "failed", "cancelled")
 # A worker whose heartbeat (every 5 s) is older than this is shown as lost: it was
@@ -65,7 +65,7 @@ def plan_resume(engine: Engine, job_id: str, failed_only: bool = False) -> Resum
                 status="queued", error=None, finished_at=None))
     planner = TaskPlanner(int(job.settings.get("task_tokens", 16384)))
     for seq, n_chars in missing:
-        planner.add(seq, n_chars // CHARS_PER_TOKEN + 1)
+        planner.add(seq, estimate_tokens(n_chars))
     return ResumePlan(job_id, str(job.settings.get("queue", "cpu")), seqs, planner.tasks)
 
 

@@ -1,15 +1,10 @@
-"""Sort by length, batch under a token budget, restore the original order."""
+"""Sort by length and batch under a token budget (worker/evaluate.py restores the order)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import torch
-
-Item = TypeVar("Item")
-Out = TypeVar("Out")
-
 
 # Smallest share of real (not padding) tokens in a batch. Padding costs a full forward
 # pass per position, and on a CPU, where batching gains nothing, it is pure waste; on
@@ -41,20 +36,6 @@ def budget_batches(
         batches.append([index])
         real = lengths[index]
     return batches
-
-
-def map_in_length_batches(
-    items: Sequence[Item],
-    lengths: Sequence[int],
-    budget: int,
-    run_batch: Callable[[list[Item]], list[Out]],
-) -> list[Out]:
-    """Apply `run_batch` to length-sorted batches; return outputs in the items' order."""
-    outputs: dict[int, Out] = {}
-    for batch in budget_batches(lengths, budget):
-        for index, out in zip(batch, run_batch([items[i] for i in batch]), strict=True):
-            outputs[index] = out
-    return [outputs[index] for index in range(len(items))]
 
 
 def pad(

@@ -65,14 +65,25 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def doc_metrics(n_tokens: int, nll: np.ndarray, correct: np.ndarray, earlier: np.ndarray,
-                n_windows: int) -> DocMetrics:
+@dataclass(frozen=True)
+class Scored:
+    """One document's scored positions, joined over its windows."""
+
+    nll: np.ndarray  # [n_predictions] float32
+    correct: np.ndarray  # [n_predictions] bool
+    earlier: np.ndarray  # [n_predictions] int64, -1 where the bigram is new
+    hits: np.ndarray  # [n_predictions] bool
+    novel: np.ndarray  # [n_predictions] bool
+
+
+def doc_metrics(n_tokens: int, scored: Scored, n_windows: int) -> DocMetrics:
+    nll, correct, earlier, hits, novel = (scored.nll, scored.correct, scored.earlier,
+                                          scored.hits, scored.novel)
     n_predictions = int(nll.shape[0])
     if n_predictions != max(n_tokens - 1, 0):
         raise AssertionError(f"scored {n_predictions} positions for {n_tokens} tokens")
     nll_sum = float(nll.sum(dtype=np.float64))
     n_correct = int(correct.sum())
-    hits, novel = induction_hits(correct, earlier)
     return DocMetrics(
         n_tokens=n_tokens,
         n_predictions=n_predictions,
@@ -88,7 +99,9 @@ def doc_metrics(n_tokens: int, nll: np.ndarray, correct: np.ndarray, earlier: np
 
 
 def induction_hits(correct: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """worker.metrics.induction_hits on numpy arrays: (hits, novel hits), both bool."""
+    """(hits, novel hits), both bool: a hit is a candidate (earlier >= 0) predicted
+    correctly; a novel hit is one whose bigram's first occurrence was predicted wrongly
+    (the seed notebook's 'ooked', 'Trans', 'former')."""
     hits = (earlier >= 0) & correct
     first_correct = correct[np.maximum(earlier, 0)] if len(correct) else correct
     return hits, hits & ~first_correct
@@ -108,14 +121,14 @@ def head_values(parts: list[WindowScores]) -> dict[str, list[list[float | None]]
 
 def stitch(tokens: list[int], parts: list[WindowScores], stats: tuple[str, ...]) -> DocEvaluation:
     """One document from its windows' scores, in document order."""
-    nll = _joined([p.nll for p in parts])
     correct = _joined([p.correct for p in parts])
     earlier = _joined([p.earlier for p in parts])
     hits, novel = induction_hits(correct, earlier)
+    scored = Scored(_joined([p.nll for p in parts]), correct, earlier, hits, novel)
     hit_list = [InductionHit(position=i + 1, token=tokens[i + 1], novel=bool(novel[i]))
                 for i in np.flatnonzero(hits).tolist()]
     return DocEvaluation(
-        metrics=doc_metrics(len(tokens), nll, correct, earlier, len(parts)),
+        metrics=doc_metrics(len(tokens), scored, len(parts)),
         heads=head_values(parts),
         stats={name: finish_stats(combine_moments([p.moments[name] for p in parts]), stats)
                for name in parts[0].moments},

@@ -41,7 +41,10 @@ def earlier_bigram_position(
     tokens: torch.Tensor,  # [pos], int64
 ) -> torch.Tensor:  # [pos - 1], int64
     """For each position i, the first j < i with (tok[j], tok[j+1]) == (tok[i], tok[i+1]),
-    or -1 when the bigram at i is new. Positions with j >= 0 are induction candidates."""
+    or -1 when the bigram at i is new. Positions with j >= 0 are induction candidates.
+
+    The reference definition, for one sequence; the worker computes the same for whole
+    batches inside worker/summaries.py, and tests check the two agree."""
     n = tokens.shape[0] - 1
     if n <= 0:
         return torch.empty(0, dtype=torch.long)
@@ -53,26 +56,3 @@ def earlier_bigram_position(
     first = first.scatter_reduce(0, inverse, positions, reduce="amin")  # [n_unique]
     first_at = first[inverse]  # [pos - 1]
     return torch.where(first_at < positions, first_at, torch.full_like(first_at, -1))
-
-
-def induction_hits(
-    correct: torch.Tensor,  # [n_predictions], bool, one document, every position scored
-    earlier: torch.Tensor,  # [n_predictions], int64, first earlier occurrence or -1
-) -> tuple[torch.Tensor, torch.Tensor]:  # ([n_predictions] bool, [n_predictions] bool)
-    """Which predictions are induction hits, and which of those are novel.
-
-    A hit is a candidate predicted correctly; a novel hit is a hit whose bigram's first
-    occurrence was predicted wrongly (the seed notebook's 'ooked', 'Trans', 'former').
-    """
-    hits = (earlier >= 0) & correct
-    first_correct = correct[earlier.clamp(min=0)]
-    return hits, hits & ~first_correct
-
-
-def induction_counts(
-    correct: torch.Tensor,  # [n_predictions], bool, one document, every position scored
-    earlier: torch.Tensor,  # [n_predictions], int64, first earlier occurrence or -1
-) -> tuple[int, int, int]:
-    """(candidates, hits, novel hits) for one document."""
-    hits, novel = induction_hits(correct, earlier)
-    return int((earlier >= 0).sum()), int(hits.sum()), int(novel.sum())

@@ -1,10 +1,11 @@
 """Metric functions on hand-made token sequences whose answers are counted by hand."""
 
+import numpy as np
 import torch
 
+from worker.documents import induction_hits
 from worker.metrics import (
     earlier_bigram_position,
-    induction_counts,
     next_token_correct,
     next_token_nll,
 )
@@ -56,10 +57,11 @@ def test_short_sequences() -> None:
 
 
 def test_induction_counts_hits_and_novel_hits() -> None:
-    earlier = torch.tensor([-1, -1, -1, 0, 1, 2, -1])
+    earlier = np.array([-1, -1, -1, 0, 1, 2, -1])
     # first copy: pos 0 wrong, 1 right, 2 wrong; second copy: 3, 4 right, 5 wrong
-    correct = torch.tensor([False, True, False, True, True, False, True])
-    candidates, hits, novel = induction_counts(correct, earlier)
-    assert candidates == 3
-    assert hits == 2  # positions 3 and 4
-    assert novel == 1  # position 3: its first occurrence (0) was wrong; 4's (1) was right
+    correct = np.array([False, True, False, True, True, False, True])
+    hits, novel = induction_hits(correct, earlier)
+    assert int((earlier >= 0).sum()) == 3  # candidates
+    assert hits.tolist() == [False, False, False, True, True, False, False]  # 3 and 4
+    # position 3: its first occurrence (0) was wrong; 4's (1) was right
+    assert novel.tolist() == [False, False, False, True, False, False, False]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from worker.batching import budget_batches, map_in_length_batches, pad
+from worker.batching import budget_batches, pad
 from worker.windows import split_windows
 
 
@@ -37,13 +37,6 @@ def test_budget_batches_respect_budget_and_cover_all() -> None:
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         assert len(batch) * max(lengths[i] for i in batch) <= 64
-
-
-def test_map_restores_original_order() -> None:
-    items = ["ccc", "a", "bb", "dddd", "e"]
-    out = map_in_length_batches(items, [len(s) for s in items], 6,
-                                lambda batch: [s.upper() for s in batch])
-    assert out == ["CCC", "A", "BB", "DDDD", "E"]
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
