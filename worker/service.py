@@ -103,8 +103,18 @@ def result_rows(
     ]
 
 
-def _claim(engine: Engine, job_id: str, seqs: list[int]) -> tuple[Row | None, list]:
-    """Read the job and the documents still to do; mark the job running."""
+@dataclass(frozen=True)
+class Claim:
+    """What a task finds when it starts."""
+
+    job: Row | None  # status and settings; None for an unknown job
+    todo: list[tuple[int, str]]  # (seq, text) still without a result
+    probed: bool  # the job already has its induction probe
+
+
+def _claim(engine: Engine, job_id: str, seqs: list[int]) -> Claim:
+    """Read the job, the documents still to do and whether the job has its probe; mark
+    the job running."""
     with engine.begin() as connection:
         job = connection.execute(
             select(schema.jobs.c.status, schema.jobs.c.settings).where(
@@ -112,17 +122,17 @@ def _claim(engine: Engine, job_id: str, seqs: list[int]) -> tuple[Row | None, li
             )
         ).first()
         if job is None or job.status in FINISHED:
-            return job, []
+            return Claim(job, [], True)
         todo = pending_documents(connection, job_id, seqs)
         if not todo:
             finish_if_complete(connection, job_id)
-            return job, []
+            return Claim(job, [], True)
         connection.execute(
             update(schema.jobs)
             .where(schema.jobs.c.id == job_id, schema.jobs.c.status == "queued")
             .values(status="running", started_at=now())
         )
-    return job, todo
+        return Claim(job, todo, has_probe(connection, job_id))
 
 
 @dataclass(frozen=True)
@@ -134,11 +144,6 @@ class Written:
     model: str
     card: dict[str, Any]  # the `models` row: source, config, weight shapes
     decode: Callable[[int], str]  # token id -> text, for the induction hit tokens
-
-
-def _has_probe(engine: Engine, job_id: str) -> bool:
-    with engine.connect() as connection:
-        return has_probe(connection, job_id)
 
 
 def _write(engine: Engine, job_id: str, written: Written, runtime: Runtime) -> list[int]:
@@ -180,7 +185,8 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     Raises DocumentsFailed when some documents failed and have attempts left (after the
     others' results are committed), so that the caller retries the task.
     """
-    job, todo = retry_db(lambda: _claim(engine, job_id, seqs), "reading the task")
+    claim = retry_db(lambda: _claim(engine, job_id, seqs), "reading the task")
+    job, todo = claim.job, claim.todo
     if job is None or job.status in FINISHED:
         log.info("dropping task of job %s: job is %s", job_id,
                  "unknown" if job is None else job.status)
@@ -199,9 +205,7 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     outcome = evaluate_isolating(lambda texts: analyse_texts(model, texts, spec), todo)
     for seq, error in outcome.failed:
         log.warning("job %s document %d failed: %s", job_id, seq, error)
-    probe: ProbeResult | None = None
-    if not retry_db(lambda: _has_probe(engine, job_id), "reading the probe"):
-        probe = probe_model(spec.model, runtime.device, spec.dtype)
+    probe = None if claim.probed else probe_model(spec.model, runtime.device, spec.dtype)
     written = Written(outcome, probe, spec.model,
                       model_record(spec.model, runtime.device, spec.dtype),
                       lambda token: str(model.tokenizer.decode([token])))
