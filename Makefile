@@ -38,7 +38,7 @@ bench: setup services
 
 lint: setup
 	$(BIN)/ruff check lensbatch worker scheduler migrations tests bench
-	$(BIN)/mypy lensbatch worker scheduler bench
+	$(BIN)/mypy lensbatch worker scheduler bench migrations tests
 
 clean:
 	rm -rf $(VENV) demo.db lensbatch.db .pytest_cache .mypy_cache .ruff_cache

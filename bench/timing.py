@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
@@ -18,7 +18,7 @@ def timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def side_by_side(runs: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
+def side_by_side(runs: Mapping[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
     """Seconds per repetition for each named run, interleaved (in reverse order every
     other repetition) so that changing load on the machine affects every run alike."""
     seconds: dict[str, list[float]] = {name: [] for name in runs}

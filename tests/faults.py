@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Connection, Engine, Table, create_engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from lensbatch import schema
 from tests.cli import LENSBATCH
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 SUMMARY = REPO / "bench-results" / "fault-injection.md"
@@ -102,7 +105,7 @@ class Probe:
     def __init__(self, url: str) -> None:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
 
-    def _read(self, read: Callable[[object], object]) -> object:
+    def _read(self, read: Callable[[Connection], T]) -> T:
         for _ in range(60):
             try:
                 with self.engine.connect() as connection:
@@ -112,28 +115,27 @@ class Probe:
         raise TimeoutError("database unreachable for 30 s")
 
     def status(self, job_id: str) -> str:
-        return str(self._read(lambda c: c.scalar(  # type: ignore[attr-defined]
+        return str(self._read(lambda c: c.scalar(
             select(schema.jobs.c.status).where(schema.jobs.c.id == job_id))))
 
     def result_seqs(self, job_id: str) -> list[int]:
         r = schema.results
-        return list(self._read(lambda c: c.scalars(  # type: ignore[attr-defined,arg-type]
+        return list(self._read(lambda c: c.scalars(
             select(r.c.seq).where(r.c.job_id == job_id).order_by(r.c.seq)).all()))
 
     def results_by(self, job_id: str) -> dict[int, str]:
         r = schema.results
-        rows = self._read(lambda c: c.execute(  # type: ignore[attr-defined]
+        rows = self._read(lambda c: c.execute(
             select(r.c.seq, r.c.worker).where(r.c.job_id == job_id)).all())
-        return {seq: worker for seq, worker in rows}  # type: ignore[attr-defined]
+        return {seq: worker for seq, worker in rows}
 
     def workers(self) -> list[dict[str, object]]:
-        rows = self._read(lambda c: c.execute(  # type: ignore[attr-defined]
-            select(schema.workers)).all())
-        return [dict(row._mapping) for row in rows]  # type: ignore[attr-defined]
+        rows = self._read(lambda c: c.execute(select(schema.workers)).all())
+        return [dict(row._mapping) for row in rows]
 
-    def count(self, table: object) -> int:
-        return int(self._read(lambda c: c.scalar(  # type: ignore[attr-defined]
-            select(func.count()).select_from(table))) or 0)  # type: ignore[arg-type]
+    def count(self, table: Table) -> int:
+        return int(self._read(lambda c: c.scalar(
+            select(func.count()).select_from(table))) or 0)
 
     def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
         """Poll until `condition`; return the seconds it took."""

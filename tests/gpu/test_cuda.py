@@ -14,6 +14,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from lensbatch.jobspec import JobSpec
 from worker.evaluate import WindowScores, evaluate_tokens, score_windows, tokenize
 from worker.models import load_model
+from worker.reducer import BatchReducer
 from worker.windows import Window
 
 pytestmark = [
@@ -74,11 +75,11 @@ class AllocatesPerWindow:
         self.sizes: list[int] = []
 
     def __call__(self, model: TransformerBridge, windows: list[Window],
-                 padding_side: str) -> list[WindowScores]:
+                 padding_side: str, reducer: BatchReducer) -> list[WindowScores]:
         self.sizes.append(len(windows))
         block = torch.empty(len(windows) * self.per_window, dtype=torch.uint8, device="cuda")
         del block
-        return score_windows(model, windows, padding_side)
+        return score_windows(model, windows, padding_side, reducer)
 
 
 def test_out_of_memory_on_cuda_halves_the_batch(cuda_model: TransformerBridge) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from transformer_lens import head_detector
+from transformer_lens.model_bridge import TransformerBridge
 
 from worker.models import load_model
 from worker.probe import N_COPY, probe_tokens, run_probe
 
 
-def detect(model, tokens: torch.Tensor, name: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def detect(model: TransformerBridge, tokens: torch.Tensor, name: head_detector.HeadName,
+           monkeypatch: pytest.MonkeyPatch) -> torch.Tensor:
     """head_detector.detect_head on exactly these tokens: it tokenizes a string itself,
     and random tokens do not survive decoding and encoding again."""
     with monkeypatch.context() as patch:

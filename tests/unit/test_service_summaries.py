@@ -66,7 +66,9 @@ def test_tasks_store_summaries_hits_and_one_probe(job) -> None:  # type: ignore[
     assert " keep" in [h.token for h in hits] and any(h.novel for h in hits)
     assert len(rows["probes"]) == 1 and len(rows["probe_heads"]) == n_layers * n_heads
     probe = job_probe(engine, job_id)
-    assert probe is not None and probe.second_copy_loss < 0.01 < 10 < probe.first_copy_loss
+    assert probe is not None
+    first, second = probe.first_copy_loss, probe.second_copy_loss
+    assert first is not None and second is not None and second < 0.01 < 10 < first
     by_head = {(r["layer"], r["head"]): r for r in head_rows(engine, job_id)}
     wired = by_head[toy_induction.INDUCTION_HEAD]
     assert wired["probe_induction_score"] > 0.99 and wired["n_documents"] == n_docs

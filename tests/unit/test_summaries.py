@@ -3,6 +3,8 @@ against direct computations from run_with_cache, one document and one window at 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -149,10 +151,10 @@ def as_numbers(evaluation: DocEvaluation) -> list[float]:
 @pytest.mark.parametrize("budget", [64, 200, 100000])
 def test_summaries_do_not_depend_on_batch_or_padding(model, side: str, budget: int) -> None:  # type: ignore[no-untyped-def]
     docs = tokenize(model, TEXTS, prepend_bos=True)
-    options = {"activations": ("pattern", "resid_post", "z"), "stats": ALL_STATS}
-    alone = [analyse_tokens(model, [d], JobSpec(batch_tokens=1, **options))[0] for d in docs]
-    together = analyse_tokens(model, docs, JobSpec(batch_tokens=budget, padding_side=side,
-                                                   **options))
+    spec = JobSpec(activations=("pattern", "resid_post", "z"), stats=ALL_STATS)
+    alone = [analyse_tokens(model, [d], replace(spec, batch_tokens=1))[0] for d in docs]
+    together = analyse_tokens(model, docs, replace(spec, batch_tokens=budget,
+                                                   padding_side=side))
     for a, b in zip(alone, together, strict=True):
         assert [h.position for h in a.hits] == [h.position for h in b.hits]
         assert as_numbers(b) == pytest.approx(as_numbers(a), rel=1e-5, abs=1e-7)
