@@ -11,7 +11,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from bench.timing import side_by_side
 from lensbatch.jobspec import JobSpec
-from worker.batching import budget_batches, pad
+from worker.batching import batch_budget, budget_batches, pad
 from worker.evaluate import evaluate_tokens
 from worker.windows import Window, split_windows
 
@@ -31,7 +31,8 @@ def make_batches(model: TransformerBridge, docs: list[list[int]], spec: JobSpec)
     windows = [w for i, toks in enumerate(docs) for w in split_windows(i, toks, n_ctx, stride)]
     pad_id = model.tokenizer.pad_token_id or 0
     tokens, masks = [], []
-    for batch in budget_batches([len(w.tokens) for w in windows], spec.batch_tokens):
+    budget = batch_budget(spec.batch_tokens, model.cfg.device or "cpu")
+    for batch in budget_batches([len(w.tokens) for w in windows], budget):
         padded, mask, _ = pad([windows[i].tokens for i in batch], pad_id, spec.padding_side)
         tokens.append(padded.to(model.cfg.device))
         masks.append(mask.to(model.cfg.device))

@@ -17,8 +17,9 @@ class JobSpec:
     model: str = "gpt2-small-random"
     # Prepend BOS to every document, as TransformerLens does by default.
     prepend_bos: bool = True
-    # Tokens (batch size x padded length) per forward pass.
-    batch_tokens: int = 8192
+    # Tokens (batch size x padded length) per forward pass; None lets each worker pick
+    # for its device (worker.batching.batch_budget).
+    batch_tokens: int | None = None
     # Approximate tokens per queued task (estimated at submit from characters).
     task_tokens: int = 16384
     # Window stride for documents longer than the context; 0 means half the context.
@@ -34,7 +35,7 @@ class JobSpec:
     def validate(self) -> JobSpec:
         if not self.model.strip():
             raise JobSpecError("model name is empty")
-        if self.batch_tokens <= 0:
+        if self.batch_tokens is not None and self.batch_tokens <= 0:
             raise JobSpecError(f"--batch-tokens must be positive, got {self.batch_tokens}")
         if self.task_tokens <= 0:
             raise JobSpecError(f"--task-tokens must be positive, got {self.task_tokens}")

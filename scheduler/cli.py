@@ -25,7 +25,8 @@ console = Console()
 
 Model = Annotated[str, typer.Option("--model", "-m", help="Built-in name, hub name or "
                                     "local checkpoint directory.")]
-BatchTokens = Annotated[int, typer.Option(help="Tokens per forward pass (batch x length).")]
+BatchTokens = Annotated[int | None, typer.Option(
+    help="Tokens per forward pass (batch x length); default 1024 on CPU, 8192 on GPU.")]
 TaskTokens = Annotated[int, typer.Option(help="Approximate tokens per queued task.")]
 Stride = Annotated[int, typer.Option(help="Window stride for long documents; 0 = n_ctx/2.")]
 NoBos = Annotated[bool, typer.Option("--no-bos", help="Do not prepend BOS.")]
@@ -62,7 +63,7 @@ def _analysis(activations: str | None, stats: str | None) -> Analysis:
     return hooks, split_list(stats) if stats is not None else (DEFAULT_STATS if hooks else ())
 
 
-def _spec(model: str, batch_tokens: int, task_tokens: int, stride: int, no_bos: bool,
+def _spec(model: str, batch_tokens: int | None, task_tokens: int, stride: int, no_bos: bool,
           dtype: str, queue: str = "cpu", analysis: Analysis = ((), ())) -> JobSpec:
     """The job's options, checked before anything is stored: model name, statistics, and
     hook names as far as the model's shape is known without loading it."""

@@ -25,7 +25,7 @@ class RunReport:
     seconds: float  # evaluation time, model loading excluded
 
 
-def local_chunks(tasks: list[list[int]], spec: JobSpec) -> list[list[int]]:
+def local_chunks(tasks: list[list[int]], batch_tokens: int, task_tokens: int) -> list[list[int]]:
     """Consecutive planned tasks joined so that each chunk holds about one forward batch.
 
     Tasks are sized for the queue (--task-tokens); here there is no queue, and a chunk
@@ -33,7 +33,7 @@ def local_chunks(tasks: list[list[int]], spec: JobSpec) -> list[list[int]]:
     waiting between small batches. Each chunk is still evaluated and committed as one
     task is, so results, retries and failures behave the same.
     """
-    per_chunk = max(1, spec.batch_tokens // spec.task_tokens)
+    per_chunk = max(1, batch_tokens // task_tokens)
     return [[seq for task in tasks[i:i + per_chunk] for seq in task]
             for i in range(0, len(tasks), per_chunk)]
 
@@ -42,6 +42,7 @@ def run_local(
     engine: Engine, corpus: str, spec: JobSpec, device: str, view: ProgressView | None = None
 ) -> RunReport:
     """Evaluate every task of a new job here; `view` shows progress after each task."""
+    from worker.batching import batch_budget
     from worker.device import pick_device
     from worker.models import load_model, resolve_hooks
     from worker.service import Runtime, process_task_settled
@@ -54,7 +55,8 @@ def run_local(
     with view if view is not None else contextlib.nullcontext():
         if view is not None:
             view.show(read_snapshot(engine, job.job_id))
-        for seqs in local_chunks(job.tasks, spec):
+        budget = batch_budget(spec.batch_tokens, runtime.device)
+        for seqs in local_chunks(job.tasks, budget, spec.task_tokens):
             process_task_settled(engine, job.job_id, seqs, runtime)
             if view is not None:
                 view.show(read_snapshot(engine, job.job_id))

@@ -69,7 +69,9 @@ def settings_section(ctx: ReportContext) -> str:
         ("tasks", job["n_tasks"]), ("created", job["created_at"]),
         ("started", job["started_at"]), ("finished", job["finished_at"]),
     ]
-    rows += [(f"setting: {k}", v) for k, v in sorted(settings.items())]
+    # An option left unset (None) is chosen by each worker, e.g. batch_tokens by device.
+    rows += [(f"setting: {k}", "worker default" if v is None else v)
+             for k, v in sorted(settings.items())]
     if job["error"]:
         rows.append(("error", job["error"]))
     return section("Job settings", kv_table(rows), "settings")

@@ -18,7 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.jobspec import JobSpec
 from worker.adaptive import halve_on_oom, release_cached_memory
-from worker.batching import budget_batches, pad
+from worker.batching import batch_budget, budget_batches, pad
 from worker.documents import DocEvaluation, DocMetrics, InductionHit, WindowScores, stitch
 from worker.metrics import next_token_correct, next_token_nll
 from worker.models import resolve_hooks
@@ -163,7 +163,8 @@ def _score_all(
     halving = halve_on_oom(run)
     scores: dict[int, WindowScores] = {}
     pending: tuple[list[int], LaunchedBatch] | None = None
-    for batch in budget_batches([len(w.tokens) for w in windows], spec.batch_tokens):
+    budget = batch_budget(spec.batch_tokens, model.cfg.device or "cpu")
+    for batch in budget_batches([len(w.tokens) for w in windows], budget):
         items = [windows[i] for i in batch]
         launched: LaunchedBatch | None = None
         if scorer is None:

@@ -113,7 +113,8 @@ def test_report_without_head_rows(job: tuple[Engine, str]) -> None:
     for anchor in ("induction-heads", "prev-token-heads", "probe"):
         assert f'id="{anchor}"' not in page
     assert "documents evaluated</th><td>4 / 4" in page
-    assert "setting: batch_tokens" in page
+    # left unset, the batch size is each worker's choice for its device
+    assert "setting: batch_tokens</th><td>worker default</td>" in page
 
 
 def test_report_with_head_tables(job_with_heads: tuple[Engine, str]) -> None:

@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from worker.batching import budget_batches, pad
+from worker.batching import (
+    ACCELERATOR_BATCH_TOKENS,
+    CPU_BATCH_TOKENS,
+    batch_budget,
+    budget_batches,
+    pad,
+)
 from worker.windows import split_windows
 
 
@@ -53,12 +59,19 @@ def test_pad_places_tokens_and_mask(side: str) -> None:
 
 
 def test_local_runs_join_tasks_into_batch_sized_chunks() -> None:
-    from lensbatch.jobspec import JobSpec
     from scheduler.local import local_chunks
 
     tasks = [[0, 1], [2], [3, 4, 5], [6], [7]]
     # queue-sized tasks stay as they are when a batch is no larger than a task
-    assert local_chunks(tasks, JobSpec(batch_tokens=8192, task_tokens=16384)) == tasks
+    assert local_chunks(tasks, 8192, 16384) == tasks
     # four tasks of 1,000 tokens fill one 4,000-token batch
-    chunks = local_chunks(tasks, JobSpec(batch_tokens=4000, task_tokens=1000))
+    chunks = local_chunks(tasks, 4000, 1000)
     assert chunks == [[0, 1, 2, 3, 4, 5, 6], [7]]
+
+
+def test_batch_budget_is_the_jobs_or_the_devices() -> None:
+    assert batch_budget(300, "cpu") == 300
+    assert batch_budget(300, "cuda:0") == 300
+    assert batch_budget(None, "cpu") == CPU_BATCH_TOKENS
+    assert batch_budget(None, torch.device("cuda", 0)) == ACCELERATOR_BATCH_TOKENS
+    assert batch_budget(None, "mps") == ACCELERATOR_BATCH_TOKENS
