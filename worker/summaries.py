@@ -22,6 +22,8 @@ HEAD_FIELDS = ("prev_token_score", "induction_score", "attn_entropy", "bos_atten
 # What activation_moments returns per (row, group), in this order.
 MOMENTS = ("count", "total", "m2", "norm_sum", "positions", "absmax", "zeros")
 _COUNT, _TOTAL, _M2, _NORM, _POSITIONS, _ABSMAX, _ZEROS = range(len(MOMENTS))
+# Query blocks of causal_entropy: 2 already skips most of the zeros past the diagonal.
+ENTROPY_BLOCKS = 4
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,24 @@ def per_query_summaries(
     prev = F.pad(pattern.diagonal(offset=-1, dim1=-2, dim2=-1), (1, 0))  # [batch, head, q]
     keys = induction_keys[:, None].expand(-1, n_heads, -1, -1)
     induction = torch.where(induction_listed[:, None], pattern.gather(-1, keys), 0).sum(-1)
-    entropy = torch.special.entr(pattern).sum(-1)
+    entropy = causal_entropy(pattern)
     bos = pattern.gather(-1, first[:, None, None, None].expand(batch, n_heads, n_query, 1))
     return torch.stack((prev, induction, entropy, bos.squeeze(-1)), dim=1).float()
+
+
+def causal_entropy(
+    pattern: torch.Tensor,  # [batch, head, query, key], zero past each query
+) -> torch.Tensor:  # [batch, head, query]
+    """Entropy of each query's attention, in nats: -sum over keys of p log p.
+
+    A causal pattern holds zeros past the query (and entr(0) = 0), so each block of
+    queries reads only the keys up to its last query: about half the logarithms of the
+    whole square, which on a CPU makes the entropy twice as fast.
+    """
+    n_query = pattern.shape[-2]
+    step = max(1, -(-n_query // ENTROPY_BLOCKS))
+    return torch.cat([torch.special.entr(pattern[..., start:start + step, :start + step]).sum(-1)
+                      for start in range(0, n_query, step)], dim=-1)
 
 
 def as_groups(
@@ -149,12 +166,13 @@ def activation_moments(
     For attention-shaped hooks the features of a query are the keys it can see (at or
     before it, inside the window), so padding and future keys never count.
     """
-    values = as_groups(activation, kind).float()
+    values = as_groups(activation, kind).float()  # [batch, group, pos, feature]
     rows = positions.owned[:, None, :, None]  # [batch, 1, pos, 1]
+    # [batch, 1, pos, feature or 1]: the same for every group, so it is broadcast, never
+    # expanded (an attention hook's groups are its heads, each a [pos, pos] pattern).
     keep = rows & positions.visible[:, None] if kind == "attention" else rows
-    keep = keep.expand_as(values)
     out = values.new_zeros(values.shape[0], values.shape[1], len(MOMENTS))
-    out[..., _COUNT] = keep.sum((2, 3)).float()
+    out[..., _COUNT] = keep.expand(-1, -1, -1, values.shape[-1]).sum((2, 3)).float()
     kept = torch.where(keep, values, 0.0)
     out[..., _TOTAL] = kept.sum((2, 3))
     if "std" in stats:
@@ -162,11 +180,11 @@ def activation_moments(
         centred = torch.where(keep, values - mean[..., None, None], 0.0)
         out[..., _M2] = centred.square().sum((2, 3))
     if "norm" in stats:
-        norms = kept.square().sum(-1).sqrt()  # [batch, group, pos]
+        norms = torch.linalg.vector_norm(kept, dim=-1)  # [batch, group, pos]
         out[..., _NORM] = torch.where(positions.owned[:, None], norms, 0.0).sum(-1)
         out[..., _POSITIONS] = positions.owned.sum(-1, keepdim=True).float()
-    if "absmax" in stats:
-        out[..., _ABSMAX] = kept.abs().amax((2, 3))
+    if "absmax" in stats:  # the entries left out are 0, which never exceeds an |x|
+        out[..., _ABSMAX] = torch.maximum(kept.amax((2, 3)), -kept.amin((2, 3)))
     if "frac_zero" in stats:
         out[..., _ZEROS] = (keep & (values == 0)).sum((2, 3)).float()
     return out

@@ -12,7 +12,7 @@ from lensbatch.jobspec import JobSpec
 from worker.evaluate import DocEvaluation, analyse_tokens, tokenize
 from worker.metrics import earlier_bigram_position
 from worker.models import load_model
-from worker.summaries import batch_positions
+from worker.summaries import batch_positions, causal_entropy
 from worker.windows import split_windows
 
 TEXTS = [
@@ -173,3 +173,13 @@ def test_batched_earlier_bigrams_match_the_per_window_function(side: str) -> Non
         found = positions.earlier_bigram[row, offsets[row]:offsets[row] + len(seq) - 1]
         expected = earlier_bigram_position(torch.tensor(seq))
         assert torch.where(found >= 0, found - offsets[row], -1).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("n_pos", [1, 2, 7, 33])
+def test_causal_entropy_reads_only_the_keys_a_query_sees(n_pos: int) -> None:
+    torch.manual_seed(n_pos)
+    future = torch.ones(n_pos, n_pos, dtype=torch.bool).triu(1)
+    scores = torch.randn(2, 3, n_pos, n_pos).masked_fill(future, float("-inf"))
+    pattern = scores.softmax(-1)  # [batch, head, query, key]
+    expected = torch.special.entr(pattern).sum(-1)  # every key, the zeros included
+    torch.testing.assert_close(causal_entropy(pattern), expected, rtol=1e-6, atol=1e-6)
