@@ -21,12 +21,13 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--model", default="gpt2-small-random")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--scale", type=float, default=0.12,
-                        help="document lengths x this (1.0: 15 to ~3000 tokens)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="document lengths x this (1.0: 14 to ~2,500 tokens)")
     parser.add_argument("--per-length", type=int, default=1,
                         help="documents per length (more: larger batches on a GPU)")
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--batch-tokens", type=int, default=None,
+                        help="tokens per forward pass (default: the worker's for the device)")
     parser.add_argument("--submit-docs", type=int, default=100_000)
     parser.add_argument("--rows", default=ALL_ROWS, help="which rows to run, e.g. abcd")
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
