@@ -40,3 +40,14 @@ def count_rows(url: str, table: Table) -> int:
             return int(connection.scalar(select(func.count()).select_from(table)) or 0)
     finally:
         engine.dispose()
+
+
+def run_without_torch(code: str) -> str:
+    """Run `code` in a fresh interpreter, check it imported neither torch nor
+    transformer_lens, and return its standard output."""
+    code += ("\nimport sys\n"
+             "assert 'torch' not in sys.modules, 'torch imported'\n"
+             "assert 'transformer_lens' not in sys.modules, 'transformer_lens imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

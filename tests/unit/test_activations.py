@@ -3,15 +3,13 @@ full names, and one clear error listing the valid names, all without torch."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from lensbatch.activations import ModelShape, get_act_name, hook_layer, resolve_activations
 from lensbatch.errors import JobSpecError
 from lensbatch.jobspec import JobSpec
 from lensbatch.models import BUILTIN_SHAPES, model_shape
+from tests.cli import run_without_torch
 
 GPT2 = ModelShape(n_layers=12)
 TOY = BUILTIN_SHAPES["toy-induction"]
@@ -75,11 +73,7 @@ def test_builtin_shapes_are_the_loaded_models_hooks() -> None:
 
 
 def test_checking_names_imports_no_torch() -> None:
-    code = ("import sys\n"
-            "from lensbatch.activations import resolve_activations\n"
+    code = ("from lensbatch.activations import resolve_activations\n"
             "from lensbatch.models import model_shape\n"
-            "print(resolve_activations(['pattern', 'k6'], model_shape('gpt2-small-random'))[0])\n"
-            "assert 'torch' not in sys.modules and 'transformer_lens' not in sys.modules\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "blocks.0.attn.hook_pattern"
+            "print(resolve_activations(['pattern', 'k6'], model_shape('gpt2-small-random'))[0])\n")
+    assert run_without_torch(code).strip() == "blocks.0.attn.hook_pattern"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lensbatch import schema
-from tests.cli import count_rows, lensbatch, user_error_line
+from tests.cli import count_rows, lensbatch, run_without_torch, user_error_line
 
 
 @pytest.fixture()
@@ -88,13 +88,6 @@ def test_inspect_prints_seed_shapes(tiny_checkpoint: str) -> None:
 
 
 def test_help_does_not_import_torch() -> None:
-    import subprocess
-    import sys
-
-    code = ("import sys; sys.argv=['lensbatch','--help']\n"
-            "from scheduler import cli\n"
-            "try:\n    cli.app()\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n"
-            "assert 'transformer_lens' not in sys.modules\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    run_without_torch("import sys; sys.argv=['lensbatch','--help']\n"
+                      "from scheduler import cli\n"
+                      "try:\n    cli.app()\nexcept SystemExit:\n    pass\n")
