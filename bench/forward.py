@@ -11,9 +11,9 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from bench.timing import side_by_side
 from lensbatch.jobspec import JobSpec
-from worker.batching import batch_budget, budget_batches, pad
-from worker.evaluate import evaluate_tokens
-from worker.windows import Window, split_windows
+from worker.engine.batching import batch_budget, budget_batches, pad
+from worker.engine.evaluate import evaluate_tokens
+from worker.engine.windows import Window, split_windows
 
 
 @dataclass(frozen=True)

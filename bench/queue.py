@@ -10,11 +10,12 @@ from sqlalchemy import Engine
 
 from bench.corpus import write_jsonl
 from bench.timing import median
-from bench.workers import Services, distinct_workers, peak_of, wait_done, workers
+from bench.workers import Services, peak_of, wait_done, workers
 from lensbatch.jobspec import JobSpec
 from lensbatch.settings import Settings
+from lensbatch.store.jobs import create_job
+from lensbatch.store.queries import result_writers
 from scheduler.enqueue import enqueue
-from scheduler.jobs import create_job
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def warm_up(engine: Engine, services: Services, job: QueueJob, n_workers: int) -
         planned = create_job(engine, str(job.corpus), job.spec)
         enqueue(Settings(broker_url=services.broker_url), planned.job_id, planned.tasks, "cpu")
         wait_done(engine, planned.job_id, 300)
-        if distinct_workers(engine, planned.job_id) >= n_workers:
+        if result_writers(engine, planned.job_id) >= n_workers:
             return
 
 
@@ -49,7 +50,7 @@ def _local_seconds(engine: Engine, job: QueueJob) -> float:
     makes them), with the worker's one thread."""
     import torch
 
-    from worker.models import load_model
+    from worker.engine.models import load_model
     from worker.service import Runtime, process_task
 
     threads = torch.get_num_threads()

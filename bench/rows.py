@@ -33,10 +33,10 @@ def _rate(tokens: int, seconds: list[float]) -> float:
 
 def forward_rows(options: Options, work: Path) -> list[Row]:
     """a-d on the same documents, interleaved repetitions."""
-    from lensbatch.db import ensure_schema
+    from lensbatch.store.db import ensure_schema
     from scheduler.local import run_local
-    from worker.evaluate import tokenize
-    from worker.models import load_model
+    from worker.engine.evaluate import tokenize
+    from worker.engine.models import load_model
 
     model = load_model(options.model, options.device, options.dtype)
     spec = JobSpec(model=options.model, batch_tokens=options.batch_tokens, dtype=options.dtype)
@@ -79,7 +79,7 @@ def _tiny_checkpoint(path: Path) -> str:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from worker.tokenizer import gpt2_tokenizer
+    from worker.engine.tokenizer import gpt2_tokenizer
 
     torch.manual_seed(1234)
     config = GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=64)
@@ -92,7 +92,7 @@ def queue_rows(options: Options, work: Path) -> list[Row]:
     # Imported here: rows a-d need no Celery (the GPU script runs only those).
     from bench.queue import QueueJob, queue_overhead, scaling
     from bench.workers import Services
-    from lensbatch.db import ensure_schema
+    from lensbatch.store.db import ensure_schema
     from tests.services import PostgresServer, RedisServer
 
     redis, postgres = RedisServer(), PostgresServer()
@@ -151,7 +151,7 @@ def memory_rows(options: Options, work: Path) -> list[Row]:
 def submit_rows(options: Options, work: Path) -> list[Row]:
     from bench.submit import submit_large
     from bench.workers import Services
-    from lensbatch.db import ensure_schema
+    from lensbatch.store.db import ensure_schema
     from tests.services import RedisServer
 
     corpus = write_large_jsonl(work / "large.jsonl", options.submit_docs, 480)

@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from bench.timing import peak_rss_mb
-from lensbatch import schema
+from lensbatch.status import FINISHED, JobStatus
+from lensbatch.store.queries import job_status
 
 LENSBATCH = str(Path(sys.executable).parent / "lensbatch")
 
@@ -64,22 +65,13 @@ def wait_done(engine: Engine, job_id: str, timeout: float) -> float:
     """Poll the database until the job is done; return the time it finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            status = connection.execute(select(schema.jobs.c.status).where(
-                schema.jobs.c.id == job_id)).scalar_one()
-        if status == "done":
+        status = job_status(engine, job_id)
+        if status == JobStatus.DONE:
             return time.perf_counter()
-        if status in ("failed", "cancelled"):
+        if status in FINISHED:
             raise RuntimeError(f"job {job_id} ended {status}")
         time.sleep(0.01)  # a light query: the finish time is exact to ~10 ms
     raise TimeoutError(f"job {job_id} not done after {timeout}s")
-
-
-def distinct_workers(engine: Engine, job_id: str) -> int:
-    query = select(func.count(schema.results.c.worker.distinct())).where(
-        schema.results.c.job_id == job_id)
-    with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())
 
 
 def peak_of(pids: list[int]) -> float:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from lensbatch.activations import STATS
 from lensbatch.errors import JobSpecError
+from lensbatch.hooks import STATS
 
 DTYPES = ("float32", "bfloat16", "float16")
 PADDING_SIDES = ("right", "left")
+# The queues workers consume: `--queues cpu` or `--queues gpu` (or both).
+QUEUES = ("cpu", "gpu")
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class JobSpec:
     # Prepend BOS to every document, as TransformerLens does by default.
     prepend_bos: bool = True
     # Tokens (batch size x padded length) per forward pass; None lets each worker pick
-    # for its device (worker.batching.batch_budget).
+    # for its device (worker.engine.batching.batch_budget).
     batch_tokens: int | None = None
     # Approximate tokens per queued task (estimated at submit from characters).
     task_tokens: int = 16384
@@ -28,7 +30,7 @@ class JobSpec:
     padding_side: str = "right"
     queue: str = "cpu"
     # Hooks to summarise, as the user named them (shorthand is expanded per model), and
-    # the statistics to keep for each (lensbatch.activations.STATS).
+    # the statistics to keep for each (lensbatch.hooks.STATS).
     activations: tuple[str, ...] = field(default_factory=tuple)
     stats: tuple[str, ...] = field(default_factory=tuple)
 
@@ -45,6 +47,8 @@ class JobSpec:
             raise JobSpecError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
         if self.padding_side not in PADDING_SIDES:
             raise JobSpecError(f"padding side must be right or left, got {self.padding_side}")
+        if self.queue not in QUEUES:
+            raise JobSpecError(f"--queue must be one of {', '.join(QUEUES)}, got {self.queue}")
         for stat in self.stats:
             if stat not in STATS:
                 raise JobSpecError(f"unknown statistic {stat!r}; valid: {', '.join(STATS)}")

@@ -1,51 +1,121 @@
-"""Model names that need no import of torch to check (the scheduler validates with these)."""
+"""The model registry: what lensbatch knows about a model before loading it.
+
+A model comes from one of three sources, each described once here with its tokenizer
+rule; the scheduler checks names with it at submit time without importing torch, and
+worker/engine/models.py loads them by the same rules.
+
+- builtin: made on the worker with no network (BUILTINS); GPT-2's tokenizer, offline.
+- local: a Hugging Face checkpoint directory (config.json). Its own tokenizer when it
+  has tokenizer files (TOKENIZER_FILES), else GPT-2's, as saved GPT-2 models use.
+- hub: a name TransformerLens knows (`gpt2-small`, `pythia-70m`, ...); the hub's own
+  tokenizer. Downloading needs a reachable hub or a warm Hugging Face cache.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import json
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-from lensbatch.activations import ModelShape
 from lensbatch.errors import ModelUnavailable
+from lensbatch.hooks import ModelShape
 
-# Built-in models need no network, and their shapes are known without building them.
-BUILTIN_SHAPES = {
-    "gpt2-small-random": ModelShape(n_layers=12),
-    # Two attention-only layers without LayerNorm (worker/toy_induction.py).
-    "toy-induction": ModelShape(n_layers=2, has_mlp=False, has_norm=False),
-}
-BUILTIN_MODELS = tuple(BUILTIN_SHAPES)
+
+class Source(StrEnum):
+    BUILTIN = "builtin"
+    LOCAL = "local"
+    HUB = "hub"
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    shape: ModelShape  # known without building the model
+    description: str
+
+
+BUILTINS = {b.name: b for b in (
+    Builtin("gpt2-small-random", ModelShape(n_layers=12),
+            "GPT-2 small's architecture with seeded random weights: real speed and "
+            "memory, meaningless predictions"),
+    Builtin("toy-induction", ModelShape(n_layers=2, has_mlp=False, has_norm=False),
+            "two attention-only layers set by hand: a previous-token head (0.1) and an "
+            "induction head (1.2)"),
+)}
+
+# A local checkpoint with any of these has a tokenizer of its own.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "tokenizer_config.json")
 
 
 def is_local_checkpoint(name: str) -> bool:
     return (Path(name) / "config.json").is_file()
 
 
-def check_model_name(name: str) -> str:
-    """Return the model's source (builtin, local or hub), or raise ModelUnavailable.
+def has_own_tokenizer(name: str) -> bool:
+    """Whether a model brings its tokenizer; False means GPT-2's (builtins, bare
+    checkpoint directories)."""
+    if name in BUILTINS:
+        return False
+    path = Path(name)
+    return not path.is_dir() or any((path / f).is_file() for f in TOKENIZER_FILES)
 
-    Hub names are checked against TransformerLens's registry; whether the weights can be
-    downloaded is only known on the worker.
+
+@functools.lru_cache(maxsize=1)
+def _hub_names() -> dict[str, str]:
+    """Every name TransformerLens accepts, lowercased -> its official hub name.
+
+    Read from transformer_lens's own files (supported_models.py's OFFICIAL_MODEL_NAMES
+    and its alias table), as data: importing transformer_lens imports torch, seconds
+    the scheduler should not spend to check a name.
     """
-    if name in BUILTIN_MODELS:
-        return "builtin"
+    spec = importlib.util.find_spec("transformer_lens")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    root = Path(list(spec.submodule_search_locations)[0])
+    tree = ast.parse((root / "supported_models.py").read_text(encoding="utf-8"))
+    official: list[str] = []
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and target.id == "OFFICIAL_MODEL_NAMES":
+            value = node.value if isinstance(node, ast.AnnAssign | ast.Assign) else None
+            official = [e.value for e in getattr(value, "elts", [])
+                        if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    aliases_path = root / "tools" / "model_registry" / "data" / "model_aliases.json"
+    aliases: dict[str, list[str]] = json.loads(aliases_path.read_text())["aliases"]
+    names: dict[str, str] = {}
+    for name in official:
+        names.update({alias.lower(): name for alias in aliases.get(name, [])})
+        names[name.lower()] = name
+    return names
+
+
+def hub_name(name: str) -> str | None:
+    """The official hub name for a TransformerLens name or alias, or None."""
+    return _hub_names().get(name.lower())
+
+
+def model_source(name: str) -> Source:
+    """Where a model comes from, or ModelUnavailable for a name that is none of them.
+
+    Whether a hub model's weights can be downloaded is only known on the worker.
+    """
+    if name in BUILTINS:
+        return Source.BUILTIN
     if is_local_checkpoint(name):
-        return "local"
+        return Source.LOCAL
     if Path(name).exists():
         raise ModelUnavailable(f"{name} is not a Hugging Face checkpoint directory "
                                "(no config.json)")
-    from transformer_lens.supported_models import OFFICIAL_MODEL_NAMES, get_official_model_name
-
-    try:
-        official = get_official_model_name(name)
-    except ValueError:
-        official = None
-    if official in OFFICIAL_MODEL_NAMES:
-        return "hub"
-    builtins = ", ".join(BUILTIN_MODELS)
+    if hub_name(name) is not None:
+        return Source.HUB
     raise ModelUnavailable(
-        f"unknown model {name!r}: not a built-in ({builtins}), not a local checkpoint "
-        "directory, and not a model TransformerLens knows"
+        f"unknown model {name!r}: not a built-in ({', '.join(BUILTINS)}), not a local "
+        "checkpoint directory, and not a model TransformerLens knows"
     )
 
 
@@ -55,8 +125,8 @@ def model_shape(name: str) -> ModelShape:
     Built-ins are known exactly; a local checkpoint's config.json gives its layer count;
     a hub model's shape is only known to the worker that loads it.
     """
-    if name in BUILTIN_SHAPES:
-        return BUILTIN_SHAPES[name]
+    if name in BUILTINS:
+        return BUILTINS[name].shape
     if is_local_checkpoint(name):
         try:
             config = json.loads((Path(name) / "config.json").read_text(encoding="utf-8"))

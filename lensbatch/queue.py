@@ -11,7 +11,6 @@ from celery import Celery
 from lensbatch.settings import Settings
 
 EVALUATE_TASK = "lensbatch.evaluate"
-QUEUES = ("cpu", "gpu")
 
 
 def make_celery(settings: Settings) -> Celery:

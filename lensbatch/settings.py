@@ -1,13 +1,19 @@
-"""One typed settings object, read from the environment (prefix LENSBATCH_)."""
+"""One typed settings object, read from the environment (prefix LENSBATCH_).
+
+Each process builds it once, at its entry point (the CLI's main, the worker, Alembic's
+env.py run by hand), and passes it down; nothing else reads LENSBATCH_ variables.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///lensbatch.db"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+# Where built-in models and tokenizer files are cached between runs.
+DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "lensbatch")
 
 
 @dataclass(frozen=True)
@@ -24,8 +30,14 @@ class Settings:
     # Attempts per document before it is recorded as failed (poison input).
     max_attempts: int = 3
     device: str = "auto"
-    # Where built-in models and tokenizer files are cached between runs.
-    cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "lensbatch")
+    cache_dir: str = DEFAULT_CACHE_DIR
+
+    def __repr__(self) -> str:
+        """Every field, with the passwords in the URLs masked: safe to log."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["database_url"] = mask_url(self.database_url)
+        shown["broker_url"] = mask_url(self.broker_url)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -1,15 +1,21 @@
-"""Alembic environment: the URL comes from lensbatch's settings, never from alembic.ini."""
+"""Alembic environment: the URL comes from lensbatch's settings, never from alembic.ini.
+
+The SQL views are derived from the metric registry (lensbatch/store/views.py): they are
+dropped before the migrations run (so that a migration may rebuild a table under them)
+and created again once the schema is at the newest revision.
+"""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, text
 
-from lensbatch.schema import metadata
 from lensbatch.settings import Settings
+from lensbatch.store.schema import metadata
+from lensbatch.store.views import create_views, drop_views
 
 config = context.config
-# lensbatch.db passes the URL it was given; `alembic` run by hand reads the environment.
+# lensbatch.store.db passes the URL it was given; `alembic` run by hand reads the environment.
 url = config.attributes.get("database_url") or Settings.from_env().database_url
 
 # Any number of workers may start at once; on PostgreSQL one of them migrates while the
@@ -37,7 +43,11 @@ def run_migrations_online() -> None:
                 render_as_batch=connection.dialect.name == "sqlite",
             )
             with context.begin_transaction():
+                drop_views(connection)
                 context.run_migrations()
+                head = context.script.get_current_head()
+                if context.get_context().get_current_revision() == head:
+                    create_views(connection)
         finally:
             if is_pg:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_KEY})

@@ -14,9 +14,12 @@ from sqlalchemy import Engine
 
 from lensbatch.errors import ModelUnavailable
 from lensbatch.jobspec import JobSpec
-from scheduler.jobs import create_job
-from scheduler.progress import ProgressView, read_snapshot
-from scheduler.queries import JobSummary, job_summary
+from lensbatch.settings import DEFAULT_CACHE_DIR
+from lensbatch.status import JobStatus
+from lensbatch.store.jobs import create_job
+from lensbatch.store.progress import read_snapshot
+from lensbatch.store.queries import JobSummary, job_summary
+from scheduler.progress import ProgressView
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,19 @@ def local_chunks(tasks: list[list[int]], batch_tokens: int, task_tokens: int) ->
 
 
 def run_local(
-    engine: Engine, corpus: str, spec: JobSpec, device: str, view: ProgressView | None = None
+    engine: Engine, corpus: str, spec: JobSpec, device: str, view: ProgressView | None = None,
+    cache_dir: str = DEFAULT_CACHE_DIR,
 ) -> RunReport:
     """Evaluate every task of a new job here; `view` shows progress after each task."""
-    from worker.batching import batch_budget
-    from worker.device import pick_device
-    from worker.models import load_model, resolve_hooks
+    from worker.engine.batching import batch_budget
+    from worker.engine.device import pick_device
+    from worker.engine.models import load_model, resolve_hooks
     from worker.service import Runtime, process_task_settled
 
-    runtime = Runtime(device=str(pick_device(device)))
+    runtime = Runtime(device=str(pick_device(device)), cache_dir=cache_dir)
     # Fail before storing anything: a model that cannot load, a hook it does not have.
-    resolve_hooks(load_model(spec.model, runtime.device, spec.dtype), spec.activations)
+    resolve_hooks(load_model(spec.model, runtime.device, spec.dtype, cache_dir),
+                  spec.activations)
     job = create_job(engine, corpus, spec)
     started = time.perf_counter()
     with view if view is not None else contextlib.nullcontext():
@@ -62,6 +67,6 @@ def run_local(
                 view.show(read_snapshot(engine, job.job_id))
     seconds = time.perf_counter() - started
     summary = job_summary(engine, job.job_id)
-    if summary.status == "failed":
+    if summary.status == JobStatus.FAILED:
         raise ModelUnavailable(summary.error or "job failed")
     return RunReport(summary, seconds)

@@ -1,4 +1,4 @@
-"""Rendering results: rich tables for people, csv and jsonl for programs."""
+"""Rendering results: rich tables for people, csv, jsonl and Parquet for programs."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Table as SqlTable
 
 from lensbatch.errors import UserError
-from scheduler.queries import JobSummary, ProbeSummary
+from lensbatch.metrics import DOC_METRICS, DocMetric, Ratio
+from lensbatch.store.queries import JobSummary, ProbeSummary
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
-TEXT_FORMATS = ("table", "csv", "jsonl")  # the ones that can go to standard output
 
 
 def _fmt(value: Any) -> str:
@@ -53,19 +52,28 @@ def write_rows(
     return count
 
 
+def _corpus_cell(summary: JobSummary, metric: DocMetric) -> str:
+    value = summary.value(metric.name)
+    if metric.kind == "count" and value is not None:
+        return str(int(value))
+    if isinstance(metric.corpus, Ratio) and metric.corpus.show_parts:
+        parts = (int(summary.totals[metric.corpus.numerator]),
+                 int(summary.totals[metric.corpus.denominator]))
+        return f"{_fmt(value)} ({parts[0]}/{parts[1]})"
+    return _fmt(value)
+
+
 def summary_table(summary: JobSummary, seconds: float | None = None,
                   probe: ProbeSummary | None = None) -> Table:
+    """`run`'s and `status`'s summary: the headline metrics of the registry."""
     table = Table(title=f"job {summary.job_id} · {summary.model} · {summary.status}",
                   show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     table.add_row("documents", f"{summary.n_done} / {summary.n_documents}")
-    table.add_row("tokens", str(summary.n_tokens))
-    table.add_row("loss (token-weighted, nats)", _fmt(summary.loss))
-    table.add_row("accuracy", _fmt(summary.accuracy))
-    table.add_row("induction hit rate",
-                  f"{_fmt(summary.induction_hit_rate)} "
-                  f"({summary.induction_hits}/{summary.induction_candidates})")
+    for metric in DOC_METRICS:
+        if metric.headline:
+            table.add_row(metric.label, _corpus_cell(summary, metric))
     if probe is not None:
         table.add_row(f"induction probe loss ({probe.n_tokens} random tokens, twice)",
                       f"{_fmt(probe.first_copy_loss)} -> {_fmt(probe.second_copy_loss)}")
@@ -74,6 +82,23 @@ def summary_table(summary: JobSummary, seconds: float | None = None,
     if summary.error:
         table.add_row("error", summary.error)
     return table
+
+
+def model_card_lines(card: dict[str, Any]) -> list[str]:
+    """`lensbatch inspect`: the seed notebook's first section for one model card."""
+    cfg, shapes = card["config"], card["weight_shapes"]
+    lines = [f"Number of layers: {cfg['n_layers']}",
+             f"Number of heads per layer: {cfg['n_heads']}",
+             f"Maximum context window: {cfg['n_ctx']}",
+             f"Shape of `embeddings` matrix: {' x '.join(map(str, shapes['W_E']))}",
+             "Shape of `positional embeddings` matrix: "
+             f"{' x '.join(map(str, shapes['W_pos']))}"]
+    for name, label in (("W_Q", "query"), ("W_K", "key"), ("W_V", "value")):
+        layers, heads, d_model, d_head = shapes[name]
+        lines.append(f"Shape of `{label}` matrix: {d_model} x {d_head} "
+                     f"(per head; {name} is {layers} x {heads} x {d_model} x {d_head})")
+    lines.append(f"Shape of `unembeddings` matrix: {' x '.join(map(str, shapes['W_U']))}")
+    return lines
 
 
 def print_error(message: str) -> None:
@@ -129,11 +154,10 @@ def score_report(str_tokens: list[str], evaluation: Any) -> list[str]:
 
 
 def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str,
-              output: str | None, header: Sequence[str] = (),
-              types: SqlTable | None = None) -> None:
+              output: str | None, header: Sequence[str] = ()) -> None:
     """`results` and `heads`: rows in `fmt` to `output` (a file) or standard output.
-    `header` lines go before a table; Parquet columns that `types` has get its column
-    types. Parquet needs a file."""
+    `header` lines go before a table; a registry metric's Parquet column gets the
+    metric's type (int64 for counts, float64 otherwise). Parquet needs a file."""
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt}")
     if fmt == "parquet":
@@ -141,7 +165,7 @@ def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str,
             raise UserError("--format parquet needs --output FILE (Parquet is binary)")
         from scheduler.export import write_parquet
 
-        write_parquet(rows, columns, output, types)
+        write_parquet(rows, columns, output)
         return
     with open(output, "w", encoding="utf-8", newline="") if output else nullcontext(
             sys.stdout) as out:

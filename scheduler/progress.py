@@ -8,87 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
-from lensbatch import schema
-from lensbatch.docstate import documents_without_result
-from lensbatch.errors import JobNotFound
-from scheduler.jobs import CHARS_PER_TOKEN
-
-# A worker whose heartbeat is older than this is not counted as active.
-HEARTBEAT_FRESH_S = 120
-FINISHED = ("done", "failed", "cancelled")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One reading of a job's progress."""
-
-    job_id: str
-    status: str
-    docs_done: int
-    docs_total: int
-    tokens_done: int
-    tokens_total: int  # estimated from characters until the job is finished
-    failed: int
-    workers: int
-    at: float  # time.monotonic() of the reading
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-
-def _failed_documents(engine: Engine, job_id: str) -> int:
-    """Documents that failed for good (every attempt used)."""
-    f = schema.document_failures
-    with engine.connect() as connection:
-        return int(connection.scalar(
-            select(func.count()).select_from(f).where(f.c.job_id == job_id, f.c.final.is_(True))
-        ) or 0)
-
-
-def _active_workers(engine: Engine) -> int:
-    w = schema.workers
-    cutoff = datetime.now(UTC) - timedelta(seconds=HEARTBEAT_FRESH_S)
-    with engine.connect() as connection:
-        rows = connection.execute(select(w.c.heartbeat_at).where(w.c.online.is_(True))).all()
-    # SQLite returns naive datetimes for timezone-aware columns; they are stored in UTC.
-    stamps = [r.heartbeat_at if r.heartbeat_at.tzinfo else r.heartbeat_at.replace(tzinfo=UTC)
-              for r in rows]
-    return sum(stamp >= cutoff for stamp in stamps)
-
-
-def read_snapshot(engine: Engine, job_id: str) -> Snapshot:
-    r, docs = schema.results, schema.documents
-    with engine.connect() as connection:
-        job = connection.execute(
-            select(schema.jobs.c.status, schema.jobs.c.n_documents)
-            .where(schema.jobs.c.id == job_id)
-        ).first()
-        if job is None:
-            raise JobNotFound(f"no job {job_id!r}")
-        done, tokens = connection.execute(
-            select(func.count(), func.coalesce(func.sum(r.c.n_tokens), 0))
-            .where(r.c.job_id == job_id)
-        ).one()
-        # Characters of the documents still to do (no result, not failed for good),
-        # converted with the planner's estimate.
-        pending_docs, pending_chars = connection.execute(documents_without_result(
-            job_id, func.count(), func.coalesce(func.sum(docs.c.n_chars), 0))).one()
-    # The planner's estimate (scheduler.jobs.estimate_tokens), summed over what is left.
-    estimate = int(pending_chars or 0) // CHARS_PER_TOKEN + int(pending_docs)
-    return Snapshot(
-        job_id=job_id, status=job.status, docs_done=int(done), docs_total=int(job.n_documents),
-        tokens_done=int(tokens), tokens_total=int(tokens) + estimate,
-        failed=_failed_documents(engine, job_id), workers=_active_workers(engine),
-        at=time.monotonic(),
-    )
+from lensbatch.store.progress import Snapshot, read_snapshot
 
 
 @dataclass

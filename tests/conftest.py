@@ -29,7 +29,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from worker.tokenizer import gpt2_tokenizer
+    from worker.engine.tokenizer import gpt2_tokenizer
 
     path = tmp_path_factory.mktemp("tiny-gpt2")
     torch.manual_seed(1234)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -16,7 +17,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from lensbatch import schema
+from lensbatch.store import schema
 from tests.cli import LENSBATCH
 
 T = TypeVar("T")
@@ -25,6 +26,18 @@ REPO = Path(__file__).resolve().parent.parent
 SUMMARY = REPO / "bench-results" / "fault-injection.md"
 WORDS = ("the quick brown fox jumps over the lazy dog while researchers count induction "
          "heads in small transformers and attention patterns repeat").split()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str,
+             interval: float = 0.1) -> float:
+    """Poll until `condition` holds; return the seconds it took. Raise TimeoutError after
+    `timeout` seconds, naming `what` was awaited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached after {timeout}s")
 
 
 POISON_WORD = " banana"  # one GPT-2 token; its embedding is NaN in the poisoned model
@@ -37,7 +50,7 @@ def make_poisoned_checkpoint(path: Path) -> str:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from worker.tokenizer import gpt2_tokenizer
+    from worker.engine.tokenizer import gpt2_tokenizer
 
     tokenizer = gpt2_tokenizer()
     (token,) = tokenizer(POISON_WORD, add_special_tokens=False)["input_ids"]
@@ -98,6 +111,13 @@ class Worker:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def finished_tasks(self, job_id: str) -> list[tuple[str, int]]:
+        """(seqs span, documents written) of each task of `job_id` this worker finished,
+        processed or dropped, from the one log line it writes per task."""
+        found = re.findall(rf"task job={job_id} seqs=(\S+) documents=\d+ written=(\d+) ",
+                           self.text())
+        return [(span, int(written)) for span, written in found]
+
 
 class Probe:
     """Reads the database, waiting out a database that is restarting."""
@@ -133,18 +153,18 @@ class Probe:
         rows = self._read(lambda c: c.execute(select(schema.workers)).all())
         return [dict(row._mapping) for row in rows]
 
+    def n_tasks(self, job_id: str) -> int:
+        """How many task messages the job was planned (and enqueued) as."""
+        return int(self._read(lambda c: c.scalar(
+            select(schema.jobs.c.n_tasks).where(schema.jobs.c.id == job_id))) or 0)
+
     def count(self, table: Table) -> int:
         return int(self._read(lambda c: c.scalar(
             select(func.count()).select_from(table))) or 0)
 
     def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
         """Poll until `condition`; return the seconds it took."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if condition():
-                return time.monotonic() - started
-            time.sleep(0.1)
-        raise TimeoutError(f"{what} not reached after {timeout}s")
+        return wait_for(condition, timeout, what)
 
     def wait_done(self, job_id: str, timeout: float = 120) -> float:
         return self.wait(lambda: self.status(job_id) in ("done", "failed", "cancelled"),

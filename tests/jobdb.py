@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from lensbatch.db import ensure_schema
 from lensbatch.jobspec import JobSpec
+from lensbatch.store.db import ensure_schema
 
 # Repeated phrases make induction candidates; an untrained tiny model rarely predicts
 # them, so tests that need hit tokens insert them by hand.

@@ -1,98 +1,115 @@
 """The Celery task: thin, passes ids, retries, acknowledges late.
 
-All logic lives in worker.service.process_task. torch is imported only when a task
-first runs, in the pool process that runs it, never in the parent that forks them.
+`lensbatch worker` builds the app with create_worker(settings, ...) and runs it; all the
+logic lives in worker.service.process_task. The parent process that forks the pool
+imports neither torch nor transformer_lens: each pool process imports them when it
+registers (worker_process_init) or runs its first task.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
+from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from lensbatch.db import ensure_schema
 from lensbatch.errors import DatabaseUnavailable
 from lensbatch.queue import EVALUATE_TASK, make_celery
 from lensbatch.settings import Settings
-from worker import registry
-from worker.failures import DocumentsFailed
+from lensbatch.store.db import ensure_schema
+from lensbatch.store.workers import WorkerInfo, go_offline, set_current_task
+from worker.isolate import DocumentsFailed
 
-settings = Settings.from_env()
-app = make_celery(settings)
+if TYPE_CHECKING:
+    from worker.service import Runtime
+
 log = logging.getLogger("lensbatch.worker")
 
 # Database errors are retried in place first (worker/dbretry.py), then by Celery with
 # exponential backoff; nothing is acknowledged before the results are committed.
-# DocumentsFailed: a document failed and has attempts left (worker/failures.py).
+# DocumentsFailed: a document failed and has attempts left (worker/isolate.py).
 RETRIED = (OperationalError, DBAPIError, DatabaseUnavailable, DocumentsFailed)
-_heartbeat: list[threading.Event] = []
 
 
-@functools.lru_cache(maxsize=1)
-def engine() -> Engine:
-    return ensure_schema(settings.database_url)
+@dataclass
+class PoolProcess:
+    """What one pool process holds: its database engine, device and heartbeat, each
+    made on first use (in the child, after the fork)."""
+
+    settings: Settings
+    queues: str  # comma-separated, as given to `lensbatch worker --queues`
+    device: str  # as requested: auto, cpu, cuda, cuda:N or mps
+    _heartbeat: list[threading.Event] = field(default_factory=list)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return ensure_schema(self.settings.database_url)
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        from worker.engine.device import pick_device
+        from worker.service import Runtime
+
+        return Runtime(device=str(pick_device(self.device)),
+                       max_attempts=self.settings.max_attempts,
+                       cache_dir=self.settings.cache_dir)
+
+    @cached_property
+    def info(self) -> WorkerInfo:
+        from worker.heartbeat import this_worker
+
+        return this_worker(self.runtime.device, self.queues)
+
+    def register(self, **_: Any) -> None:
+        """worker_process_init: appear in the workers table and keep a heartbeat."""
+        from worker.heartbeat import start_heartbeat
+
+        try:
+            self._heartbeat.append(start_heartbeat(self.engine, self.info))
+        except Exception as exc:  # the database may be away; tasks retry it themselves
+            log.warning("worker registration failed: %s", type(exc).__name__)
+
+    def unregister(self, **_: Any) -> None:
+        """worker_process_shutdown: stop the heartbeat and go offline."""
+        for stop in self._heartbeat:
+            stop.set()
+            go_offline(self.engine, self.info.name)
+
+    def evaluate(self, job_id: str, seqs: list[int]) -> int:
+        from worker.service import process_task
+        from worker.tasklog import task_line
+
+        started = time.perf_counter()
+        name = self.info.name
+        set_current_task(self.engine, name, f"{job_id}:{seqs[0]}-{seqs[-1]}")
+        try:
+            done = process_task(self.engine, job_id, seqs, self.runtime)
+        except DocumentsFailed as exc:
+            set_current_task(self.engine, name, None, exc.written)
+            raise
+        set_current_task(self.engine, name, None, done.written)
+        seconds = time.perf_counter() - started
+        log.info("%s", task_line(job_id, seqs, done, seconds, self.runtime.device))
+        return done.written
 
 
-@functools.lru_cache(maxsize=1)
-def runtime():  # type: ignore[no-untyped-def]
-    from worker.device import pick_device
-    from worker.service import Runtime
+def create_worker(settings: Settings, queues: str, device: str) -> Celery:
+    """The Celery app of `lensbatch worker`, with its task and pool-process signals."""
+    app = make_celery(settings)
+    process = PoolProcess(settings, queues, device)
+    worker_process_init.connect(process.register, weak=False)
+    worker_process_shutdown.connect(process.unregister, weak=False)
 
-    return Runtime(device=str(pick_device(settings.device)), max_attempts=settings.max_attempts)
+    @app.task(name=EVALUATE_TASK, bind=True, acks_late=True, autoretry_for=RETRIED,
+              retry_backoff=1, retry_backoff_max=30, retry_jitter=True, max_retries=20)
+    def evaluate(task: Any, job_id: str, seqs: list[int]) -> int:
+        return process.evaluate(job_id, list(seqs))
 
-
-@functools.lru_cache(maxsize=1)
-def worker_info() -> registry.WorkerInfo:
-    queues = os.environ.get("LENSBATCH_WORKER_QUEUES", "cpu")
-    return registry.this_worker(runtime().device, queues)
-
-
-@worker_process_init.connect
-def _register(**_: Any) -> None:
-    """Each pool process appears in the workers table and keeps its heartbeat fresh."""
-    try:
-        _heartbeat.append(registry.start_heartbeat(engine(), worker_info()))
-    except Exception as exc:  # the database may be away; tasks retry it themselves
-        log.warning("worker registration failed: %s", type(exc).__name__)
-
-
-@worker_process_shutdown.connect
-def _unregister(**_: Any) -> None:
-    for stop in _heartbeat:
-        stop.set()
-        registry.go_offline(engine(), worker_info().name)
-
-
-@app.task(
-    name=EVALUATE_TASK,
-    bind=True,
-    acks_late=True,
-    autoretry_for=RETRIED,
-    retry_backoff=1,
-    retry_backoff_max=30,
-    retry_jitter=True,
-    max_retries=20,
-)
-def evaluate(self, job_id: str, seqs: list[int]) -> int:  # type: ignore[no-untyped-def]
-    from worker.service import process_task
-    from worker.tasklog import task_line
-
-    started = time.perf_counter()
-    name = worker_info().name
-    registry.set_current_task(engine(), name, f"{job_id}:{seqs[0]}-{seqs[-1]}")
-    try:
-        done = process_task(engine(), job_id, list(seqs), runtime())
-    except DocumentsFailed as exc:
-        registry.set_current_task(engine(), name, None, exc.written)
-        raise
-    registry.set_current_task(engine(), name, None, done.written)
-    seconds = time.perf_counter() - started
-    log.info("%s", task_line(job_id, list(seqs), done, seconds, runtime().device))
-    return done.written
+    return app

@@ -76,4 +76,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for name in ("v_probe_heads", "v_head_scores", "v_jobs", "v_results"):
-        op.execute(f"DROP VIEW {name}")
+        op.execute(f"DROP VIEW IF EXISTS {name}")

@@ -12,10 +12,10 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.jobspec import JobSpec
-from worker.evaluate import WindowScores, evaluate_tokens, score_windows, tokenize
-from worker.models import load_model
-from worker.reducer import BatchReducer
-from worker.windows import Window
+from worker.engine.evaluate import WindowScores, evaluate_tokens, score_windows, tokenize
+from worker.engine.models import load_model
+from worker.engine.reducer import BatchReducer
+from worker.engine.windows import Window
 
 pytestmark = [
     pytest.mark.gpu,
@@ -98,7 +98,7 @@ def test_out_of_memory_on_cuda_halves_the_batch(cuda_model: TransformerBridge) -
 
 
 def test_lensbatch_run_on_cuda_in_bfloat16(tiny_checkpoint: str, tmp_path: Path) -> None:
-    from lensbatch.db import ensure_schema
+    from lensbatch.store.db import ensure_schema
     from scheduler.local import run_local
 
     corpus = tmp_path / "c.jsonl"

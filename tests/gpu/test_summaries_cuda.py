@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worker import head_kernel
-from worker.summaries import batch_positions, per_query_summaries
+from worker.engine import head_kernel
+from worker.engine.summaries import batch_positions, per_query_summaries
 
 pytestmark = [
     pytest.mark.gpu,
@@ -56,8 +56,8 @@ def test_kernel_reads_strided_patterns() -> None:
 
 def test_gpu_evaluation_matches_cpu(tiny_checkpoint: str) -> None:
     from lensbatch.jobspec import JobSpec
-    from worker.evaluate import analyse_texts
-    from worker.models import load_model
+    from worker.engine.evaluate import analyse_texts
+    from worker.engine.models import load_model
 
     texts = ["The lamp is lit, the lamp is lit, all is well. " * 3, "Hello TransformerLens!"]
     spec = JobSpec(activations=("pattern", "resid_post"), stats=("mean", "std", "norm"))

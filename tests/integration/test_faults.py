@@ -14,9 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select, text
 
+from lensbatch.store import schema
 from tests.cli import lensbatch
-from tests.faults import FAULTS, FaultRow, Probe, Worker, duplicates_and_lost, write_corpus
+from tests.faults import (
+    FAULTS,
+    FaultRow,
+    Probe,
+    Worker,
+    duplicates_and_lost,
+    wait_for,
+    write_corpus,
+)
 from tests.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.integration
@@ -45,6 +55,37 @@ def task_seqs(task: str) -> list[int]:
     return list(range(int(first), int(last) + 1))
 
 
+def kill_mid_task(probe: Probe, worker: Worker, name: str, job: str,
+                  timeout: float = 90) -> list[int]:
+    """SIGKILL `worker` (pool name `name`) while it evaluates a task of `job` whose results
+    are not written yet; return that task's seqs.
+
+    The check and the kill happen while this side holds the results table in EXCLUSIVE mode
+    (reads pass, writes wait; taking it waits for any open writer to commit): a task that is
+    current and has no results then cannot commit before its worker dies, whatever the
+    timing. A task already written (its worker between commit and clearing current_task)
+    is passed over for the worker's next one."""
+    w, r = schema.workers, schema.results
+    killed: list[int] = []
+
+    def killed_mid_task() -> bool:
+        with probe.engine.begin() as connection:
+            connection.execute(text(f"LOCK TABLE {r.name} IN EXCLUSIVE MODE"))
+            task = connection.scalar(select(w.c.current_task).where(w.c.name == name))
+            if not task or not str(task).startswith(f"{job}:"):
+                return False
+            seqs = task_seqs(str(task))
+            if connection.scalar(select(func.count()).select_from(r).where(
+                    r.c.job_id == job, r.c.seq.in_(seqs))):
+                return False
+            worker.kill()  # the lock is released only once the worker is dead
+            killed.extend(seqs)
+            return True
+
+    wait_for(killed_mid_task, timeout, f"{name} killed mid-task")
+    return killed
+
+
 def record(fault: str, n: int, probe: Probe, job: str, seconds: float, note: str) -> None:
     seqs = probe.result_seqs(job)
     duplicated, lost = duplicates_and_lost(n, seqs)
@@ -62,9 +103,7 @@ def test_sigkill_worker_mid_task(tmp_path: Path, redis: RedisServer, postgres_ur
     try:
         name1, name2 = probe.pool_name(w1), probe.pool_name(w2)
         job = submit(write_corpus(tmp_path / "c.jsonl", n), env, tiny_checkpoint)
-        probe.wait(lambda: probe.current_task(name1) is not None, 90, "worker 1 busy")
-        killed = task_seqs(str(probe.current_task(name1)))
-        w1.kill()
+        killed = kill_mid_task(probe, w1, name1, job)
         killed_at = time.monotonic()
         probe.wait(lambda: set(killed) <= set(probe.result_seqs(job)), 60, "task redelivered")
         recovery = time.monotonic() - killed_at
@@ -75,6 +114,7 @@ def test_sigkill_worker_mid_task(tmp_path: Path, redis: RedisServer, postgres_ur
         w2.stop()
     assert sorted(by_worker) == list(range(n))
     assert {by_worker[seq] for seq in killed} == {name2}, "the killed task was redone by w2"
+    assert f"seqs={killed[0]}-{killed[-1]} " not in w1.text(), "w1 never finished it"
     record("worker SIGKILL mid-task (2 workers)", n, probe, job, recovery,
            "kill to killed task's results")
     probe.close()

@@ -14,7 +14,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import select
 
-from lensbatch import schema
+from lensbatch.store import schema
 from tests.cli import lensbatch
 from tests.faults import (
     FAULTS,
@@ -121,13 +121,20 @@ def test_cancel_drops_remaining_tasks(tmp_path: Path, redis: RedisServer, postgr
                    60, "queue drained")
         drained = time.monotonic() - cancelled_at
         settled = len(probe.result_seqs(job))
-        time.sleep(1.5)
+        # Every task message of the job is then consumed and finished (evaluated or
+        # dropped): each writes one log line, after its results are committed. Nothing is
+        # left that could still write results.
+        n_tasks = probe.n_tasks(job)
+        probe.wait(lambda: len({span for span, _ in w1.finished_tasks(job)}) == n_tasks,
+                   60, f"all {n_tasks} tasks finished or dropped")
+        finished = w1.finished_tasks(job)
         status = lensbatch("status", job, env=env).stdout
         again = lensbatch("cancel", job, env=env)
     finally:
         w1.stop()
         queue.close()
     assert len(probe.result_seqs(job)) == settled < n
+    assert sum(written for _, written in finished) == settled  # no write after the drain
     assert "cancelled" in status
     assert w1.text().count(f"dropping task of job {job}: job is cancelled") >= 1
     assert again.returncode == 2 and "already cancelled" in again.stderr

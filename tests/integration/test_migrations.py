@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from lensbatch import db, schema
+from lensbatch.store import db, schema
 
 
 def table_columns(url: str) -> dict[str, set[str]]:

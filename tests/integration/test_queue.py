@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 
-from lensbatch import schema
+from lensbatch.store import schema
 from tests.cli import LENSBATCH, lensbatch
 
 pytestmark = pytest.mark.integration

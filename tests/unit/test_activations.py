@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from lensbatch.activations import ModelShape, get_act_name, hook_layer, resolve_activations
 from lensbatch.errors import JobSpecError
+from lensbatch.hooks import ModelShape, get_act_name, hook_layer, resolve_activations
 from lensbatch.jobspec import JobSpec
-from lensbatch.models import BUILTIN_SHAPES, model_shape
+from lensbatch.models import BUILTINS, model_shape
 from tests.cli import run_without_torch
 
 GPT2 = ModelShape(n_layers=12)
-TOY = BUILTIN_SHAPES["toy-induction"]
+TOY = BUILTINS["toy-induction"].shape
 
 
 def test_get_act_name_is_transformer_lens_own() -> None:
@@ -65,7 +65,7 @@ def test_local_checkpoint_shape_is_read_from_its_config(tiny_checkpoint: str) ->
 
 
 def test_builtin_shapes_are_the_loaded_models_hooks() -> None:
-    from worker.models import load_model, loaded_shape
+    from worker.engine.models import load_model, loaded_shape
 
     toy = load_model("toy-induction", "cpu", "float32")
     assert loaded_shape(toy) == TOY
@@ -73,7 +73,7 @@ def test_builtin_shapes_are_the_loaded_models_hooks() -> None:
 
 
 def test_checking_names_imports_no_torch() -> None:
-    code = ("from lensbatch.activations import resolve_activations\n"
+    code = ("from lensbatch.hooks import resolve_activations\n"
             "from lensbatch.models import model_shape\n"
             "print(resolve_activations(['pattern', 'k6'], model_shape('gpt2-small-random'))[0])\n")
     assert run_without_torch(code).strip() == "blocks.0.attn.hook_pattern"

@@ -9,12 +9,12 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.jobspec import JobSpec
-from worker.adaptive import halve_on_oom
-from worker.batching import budget_batches
-from worker.evaluate import WindowScores, evaluate_tokens, score_windows, tokenize
-from worker.models import load_model
-from worker.reducer import BatchReducer
-from worker.windows import Window
+from worker.engine.adaptive import halve_on_oom
+from worker.engine.batching import budget_batches
+from worker.engine.evaluate import WindowScores, evaluate_tokens, score_windows, tokenize
+from worker.engine.models import load_model
+from worker.engine.reducer import BatchReducer
+from worker.engine.windows import Window
 
 TEXTS = [
     "The lighthouse keeper wrote in the log: the lamp is lit, the lamp is lit.",

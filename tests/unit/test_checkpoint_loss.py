@@ -8,8 +8,8 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from lensbatch.jobspec import JobSpec
-from worker.evaluate import analyse_texts, tokenize
-from worker.models import load_model
+from worker.engine.evaluate import analyse_texts, tokenize
+from worker.engine.models import load_model
 
 TEXTS = [
     "The lighthouse keeper wrote in the log: the lamp is lit, the lamp is lit.",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lensbatch import schema
+from lensbatch.store import schema
 from tests.cli import count_rows, lensbatch, run_without_torch, user_error_line
 
 

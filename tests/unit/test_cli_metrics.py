@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lensbatch import schema
+from lensbatch.store import schema
 from tests.cli import count_rows, lensbatch, user_error_line
 
 # The seed notebook's section 2 paragraph (112 tokens with BOS).
@@ -44,7 +44,7 @@ def test_score_without_bos() -> None:
 
 def test_unknown_hook_or_statistic_is_refused_before_anything_is_stored(
         tmp_path: Path, sqlite_url: str) -> None:
-    from lensbatch.db import ensure_schema
+    from lensbatch.store.db import ensure_schema
 
     ensure_schema(sqlite_url)
     corpus = tmp_path / "c.jsonl"

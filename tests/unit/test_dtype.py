@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from lensbatch.db import ensure_schema
 from lensbatch.errors import DeviceError
 from lensbatch.jobspec import JobSpec
-from scheduler.jobs import create_job
-from scheduler.queries import job_summary
-from worker.device import pick_dtype
+from lensbatch.store.db import ensure_schema
+from lensbatch.store.jobs import create_job
+from lensbatch.store.queries import job_summary
+from worker.engine.device import pick_dtype
 from worker.service import Runtime, process_task
 
 

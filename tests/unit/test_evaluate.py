@@ -9,8 +9,8 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from lensbatch.jobspec import JobSpec
-from worker.evaluate import DocMetrics, evaluate_texts, evaluate_tokens, tokenize
-from worker.models import load_model
+from worker.engine.evaluate import DocMetrics, evaluate_texts, evaluate_tokens, tokenize
+from worker.engine.models import load_model
 
 TEXTS = [
     "Hello TransformerLens!",

@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Column, Engine, Float, Integer, String, Table, func, select, text
 
-from lensbatch import schema
-from scheduler.export import export_job, job_queries
+from lensbatch.store import schema
+from lensbatch.store.export import job_queries
+from scheduler.export import export_job
 from tests.cli import lensbatch
 from tests.jobdb import DOCS, finished_job, write_corpus
 

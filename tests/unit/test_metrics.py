@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from worker.documents import induction_hits
-from worker.metrics import (
+from worker.engine.documents import induction_hits
+from worker.engine.token_metrics import (
     earlier_bigram_position,
     next_token_correct,
     next_token_nll,

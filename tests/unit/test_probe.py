@@ -7,8 +7,8 @@ import torch
 from transformer_lens import head_detector
 from transformer_lens.model_bridge import TransformerBridge
 
-from worker.models import load_model
-from worker.probe import N_COPY, probe_tokens, run_probe
+from worker.engine.models import load_model
+from worker.engine.probe import N_COPY, probe_tokens, run_probe
 
 
 def detect(model: TransformerBridge, tokens: torch.Tensor, name: head_detector.HeadName,

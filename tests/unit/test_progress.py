@@ -6,23 +6,54 @@ from __future__ import annotations
 import io
 import re
 import subprocess
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 
-from lensbatch import schema
-from lensbatch.db import ensure_schema
 from lensbatch.jobspec import JobSpec
-from scheduler.jobs import create_job
-from scheduler.progress import ProgressView, Rate, Snapshot, plain_line, read_snapshot
+from lensbatch.store import schema
+from lensbatch.store.db import ensure_schema
+from lensbatch.store.jobs import create_job
+from lensbatch.store.progress import Snapshot, read_snapshot
+from scheduler.progress import ProgressView, Rate, plain_line
 from tests.cli import LENSBATCH
+from tests.faults import wait_for
 from tests.jobdb import DOCS, write_corpus
 
 LINE = re.compile(
     r"^job=(\w+) status=(\w+) documents=(\d+)/(\d+) tokens=(\d+)/(~?)(\d+) "
     r"tokens_per_s=([\d.]+|-) eta=([\d:]+|-) failed=(\d+) workers=(\d+)$")
+
+
+class Lines:
+    """What a subprocess writes to a pipe, collected line by line by a thread as it comes."""
+
+    def __init__(self, pipe: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        for line in pipe:
+            self.lines.append(line.rstrip("\n"))
+
+    def text(self, timeout: float = 60) -> str:
+        """Everything, once the pipe is closed."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "pipe still open"
+        return "".join(line + "\n" for line in self.lines)
+
+    def docs_done(self) -> list[int]:
+        """The documents count of each progress line so far."""
+        return [int(m.group(3)) for line in list(self.lines) if (m := LINE.match(line))]
+
+    def wait_shown(self, docs_done: int, timeout: float = 60) -> None:
+        """Until a progress line shows `docs_done` documents done."""
+        wait_for(lambda: docs_done in self.docs_done(), timeout,
+                 f"a progress line with documents={docs_done}")
 
 
 def snap(docs: int, tokens: int, at: float, status: str = "running") -> Snapshot:
@@ -74,12 +105,17 @@ def test_status_watch_follows_a_job_in_plain_lines(tmp_path: Path, tiny_checkpoi
         [LENSBATCH, "status", job.job_id, "--watch", "--interval", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={"LENSBATCH_DATABASE_URL": url, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert watcher.stdout is not None and watcher.stderr is not None
+    stdout, stderr = Lines(watcher.stdout), Lines(watcher.stderr)
     try:
-        time.sleep(3)  # the watcher's first lines show the job queued
+        # Each reading is taken before the next change: first the job untouched, then
+        # after each task, the watcher shows that task's count before the next one runs.
+        stdout.wait_shown(0)
         for seqs in job.tasks:
             process_task(engine, job.job_id, seqs, Runtime(device="cpu"))
-            time.sleep(0.6)
-        out, err = watcher.communicate(timeout=60)
+            stdout.wait_shown(read_snapshot(engine, job.job_id).docs_done)
+        watcher.wait(timeout=60)
+        out, err = stdout.text(), stderr.text()
     finally:
         watcher.kill()
     assert watcher.returncode == 0, err
@@ -88,6 +124,7 @@ def test_status_watch_follows_a_job_in_plain_lines(tmp_path: Path, tiny_checkpoi
     docs_done = [int(m.group(3)) for m in matches if m]
     assert docs_done[0] == 0 and docs_done[-1] == len(DOCS) - 1
     assert docs_done == sorted(docs_done) and len(set(docs_done)) >= 3
+    assert set(docs_done) == set(range(len(DOCS)))  # a reading between every two tasks
     last = matches[-1]
     assert last is not None
     assert last.group(2) == "done" and last.group(6) == ""  # exact total once done

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from lensbatch import schema
+from lensbatch.store import schema
 from tests.cli import LENSBATCH
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
-from lensbatch import schema
 from lensbatch.queue import make_celery
 from lensbatch.settings import Settings
+from lensbatch.store import schema
 from tests.cli import lensbatch, user_error_line
 from tests.faults import POISON_WORD, make_poisoned_checkpoint
 

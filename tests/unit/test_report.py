@@ -19,9 +19,9 @@ import matplotlib.image as mpimg
 import pytest
 from sqlalchemy import Engine, delete, update
 
-from lensbatch import schema
-from scheduler.report import render, write_report
-from scheduler.report_text import Hit, highlight
+from lensbatch.store import schema
+from scheduler.report.page import render, write_report
+from scheduler.report.text import Hit, highlight
 from tests.jobdb import finished_job, write_corpus
 
 head_scores = schema.head_scores

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, func, select, update
 
-from lensbatch import schema
-from lensbatch.db import ensure_schema
 from lensbatch.jobspec import JobSpec
-from scheduler.jobs import create_job
-from scheduler.queries import head_rows, job_probe
-from worker import toy_induction
+from lensbatch.store import schema
+from lensbatch.store.db import ensure_schema
+from lensbatch.store.jobs import create_job
+from lensbatch.store.queries import head_rows, job_probe
+from worker.engine import toy_induction
 from worker.service import Runtime, process_task
 
 TABLES = (schema.results, schema.head_scores, schema.activation_stats,

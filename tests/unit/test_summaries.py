@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from lensbatch.jobspec import JobSpec
-from worker.evaluate import DocEvaluation, analyse_tokens, tokenize
-from worker.metrics import earlier_bigram_position
-from worker.models import load_model
-from worker.summaries import batch_positions, causal_entropy
-from worker.windows import split_windows
+from worker.engine.evaluate import DocEvaluation, analyse_tokens, tokenize
+from worker.engine.models import load_model
+from worker.engine.summaries import batch_positions, causal_entropy
+from worker.engine.token_metrics import earlier_bigram_position
+from worker.engine.windows import split_windows
 
 TEXTS = [
     "Hello TransformerLens!",
@@ -162,7 +162,7 @@ def test_summaries_do_not_depend_on_batch_or_padding(model, side: str, budget: i
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_batched_earlier_bigrams_match_the_per_window_function(side: str) -> None:
-    from worker.batching import pad
+    from worker.engine.batching import pad
 
     generator = torch.Generator().manual_seed(0)
     rows = [torch.randint(0, 4, (n,), generator=generator).tolist() for n in (1, 2, 9, 30)]

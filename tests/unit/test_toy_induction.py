@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from lensbatch.jobspec import JobSpec
-from worker import toy_induction
-from worker.evaluate import analyse_tokens
-from worker.metrics import next_token_nll
-from worker.models import load_model
-from worker.probe import run_probe
+from worker.engine import toy_induction
+from worker.engine.evaluate import analyse_tokens
+from worker.engine.models import load_model
+from worker.engine.probe import run_probe
+from worker.engine.token_metrics import next_token_nll
 
 LN_VOCAB = math.log(50257)
 

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from worker.batching import (
+from worker.engine.batching import (
     ACCELERATOR_BATCH_TOKENS,
     CPU_BATCH_TOKENS,
     batch_budget,
     budget_batches,
     pad,
 )
-from worker.windows import split_windows
+from worker.engine.windows import split_windows
 
 
 @pytest.mark.parametrize(("n", "n_ctx", "stride"), [(5, 8, 4), (8, 8, 4), (9, 8, 4),

@@ -1,0 +1,84 @@
+"""Engines and migrations. Every command that touches the database goes through here."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from lensbatch.errors import DatabaseUnavailable
+from lensbatch.settings import url_host
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets `status` read while a run writes; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@functools.lru_cache(maxsize=8)
+def make_engine(url: str) -> Engine:
+    """One engine per URL and process (engines hold the connection pool)."""
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"connect_timeout": 5}
+        )
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise DatabaseUnavailable(f"invalid database URL for {url_host(url)}: {exc}") from None
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["database_url"] = url
+    return config
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (alembic upgrade)."""
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except (OperationalError, DBAPIError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach database at {url_host(url)}: {type(exc.orig).__name__}"
+        ) from None
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def ensure_schema(url: str) -> Engine:
+    """Return an engine for `url` whose schema is at the newest migration."""
+    engine = make_engine(url)
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    try:
+        current = _current_revision(engine)
+    except (OperationalError, DBAPIError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach database at {url_host(url)}: {type(exc.orig).__name__}"
+        ) from None
+    if current != head:
+        upgrade(url)
+    return engine

@@ -1,0 +1,208 @@
+"""The SQL schema, as SQLAlchemy Core tables.
+
+The tables are created only by Alembic migrations (migrations/versions); this module
+describes them for queries. Keep the two in step: tests/integration/test_migrations.py
+compares them. Only lensbatch/store imports this module (and migrations/env.py).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from lensbatch.metrics import HEAD_SCORES, STORED_METRICS
+
+metadata = MetaData()
+
+# Models seen by workers: where they came from and the shapes the seed notebook prints.
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("source", String(32), nullable=False),  # builtin | local | hub
+    Column("config", JSON, nullable=False),
+    Column("weight_shapes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per submitted job; settings holds the full JobSpec (no secrets).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("model", String(255), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # a lensbatch.status.JobStatus
+    Column("corpus", Text, nullable=False),
+    Column("n_documents", Integer, nullable=False),
+    Column("n_tasks", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+# Document texts, stored once whatever the number of jobs that use them.
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    Column("n_chars", Integer, nullable=False),
+)
+
+# Which documents a job evaluates: seq is the position in the corpus (0-based) and is
+# what task messages carry; doc_id is the corpus's own id (or a generated one).
+job_documents = Table(
+    "job_documents",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("doc_id", String(512), nullable=False),
+    Column("document_id", BigInteger().with_variant(Integer, "sqlite"),
+           ForeignKey("documents.id"), nullable=False),
+    Column("source", Text, nullable=False),
+    UniqueConstraint("job_id", "doc_id", name="uq_job_documents_doc_id"),
+)
+
+# One row per (job, document): a column per stored metric of the registry
+# (lensbatch/metrics.py); a rate is null for a document with no prediction.
+results = Table(
+    "results",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    *(Column(m.name, Integer if m.kind == "count" else Float, nullable=m.corpus != "sum")
+      for m in STORED_METRICS),
+    Column("worker", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)
+
+# Live workers; heartbeat_at tells which are still alive.
+workers = Table(
+    "workers",
+    metadata,
+    Column("name", String(255), primary_key=True),  # hostname:pid
+    Column("hostname", String(255), nullable=False),
+    Column("device", String(32), nullable=False),
+    Column("queues", String(255), nullable=False),
+    Column("current_task", String(255), nullable=True),
+    Column("documents_done", Integer, nullable=False, default=0),
+    Column("online", Boolean, nullable=False, default=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+# Attention summaries per document and head (lensbatch/metrics.py's HEAD_SCORES),
+# reduced inside the hooks of the forward pass that gives the loss. prev_token_score is
+# null for a one-token document, induction_score for a document with no repeated token.
+head_scores = Table(
+    "head_scores",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("layer", Integer, primary_key=True),
+    Column("head", Integer, primary_key=True),
+    *(Column(score.name, Float, nullable=True) for score in HEAD_SCORES),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)
+
+# NO_LAYER / NO_HEAD in activation_stats: the hook is outside the blocks (hook_embed),
+# or has no head dimension (resid_post). A sentinel rather than NULL because the key
+# must be unique, and NULLs never collide in a unique key (PostgreSQL and SQLite).
+NO_LAYER = -1
+NO_HEAD = -1
+
+# Statistics of user-selected activations (--activations, --stats) per document,
+# full canonical hook name, layer, head and statistic.
+activation_stats = Table(
+    "activation_stats",
+    metadata,
+    Column("job_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("hook", String(255), nullable=False),
+    Column("layer", Integer, nullable=False),  # NO_LAYER (-1): none
+    Column("head", Integer, nullable=False),  # NO_HEAD (-1): none
+    Column("stat", String(16), nullable=False),
+    Column("value", Float, nullable=True),
+    PrimaryKeyConstraint("job_id", "seq", "hook", "layer", "head", "stat",
+                         name="pk_activation_stats"),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)
+
+# Induction hits (candidates predicted correctly) per document: position is the
+# document position of the predicted token (BOS included), token its decoded text,
+# novel whether the bigram's first occurrence was predicted wrongly.
+induction_hit_tokens = Table(
+    "induction_hit_tokens",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("token", String(255), nullable=False),
+    Column("novel", Boolean, nullable=False),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)
+
+# The induction probe of a job's model (worker/probe.py): [BOS] + X + X with X of
+# n_tokens random tokens; losses exclude each copy's first token.
+probes = Table(
+    "probes",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(255), nullable=False),
+    Column("n_tokens", Integer, nullable=False),
+    Column("first_copy_loss", Float, nullable=True),
+    Column("second_copy_loss", Float, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The probe's per-head scores, as head_detector.detect_head(..., exclude_bos=True).
+probe_heads = Table(
+    "probe_heads",
+    metadata,
+    Column("job_id", String(64), ForeignKey("probes.job_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("layer", Integer, primary_key=True),
+    Column("head", Integer, primary_key=True),
+    Column("induction_score", Float, nullable=True),
+    Column("prev_token_score", Float, nullable=True),
+)
+
+# Documents whose evaluation raised or produced non-finite numbers. `final` is set once
+# `attempts` reaches the bound (LENSBATCH_MAX_ATTEMPTS): the document then counts as
+# finished (failed) and is retried only by `lensbatch resume JOB --failed`.
+document_failures = Table(
+    "document_failures",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
+                         ondelete="CASCADE"),
+)

@@ -1,0 +1,134 @@
+"""Commands about jobs and workers: `status`, `jobs`, `resume`, `cancel`, `workers`,
+and `db upgrade`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from scheduler.context import invocation
+from scheduler.options import JobId
+
+console = Console()
+WORKER_COLUMNS = ("worker", "hostname", "device", "queues", "current task",
+                  "documents done", "online", "last heartbeat")
+
+
+def print_workers(engine: Engine) -> None:
+    from lensbatch.store.workers import worker_rows
+    from scheduler.output import write_rows
+
+    rows = worker_rows(engine)
+    if rows:
+        write_rows(rows, WORKER_COLUMNS, "table", sys.stdout)
+    else:
+        print("no workers have registered")
+
+
+def print_jobs(engine: Engine) -> None:
+    from lensbatch.store.queries import list_jobs
+    from scheduler.output import write_rows
+
+    rows = [{"job": s.job_id, "model": s.model, "status": s.status,
+             "documents": f"{s.n_done}/{s.n_documents}", "loss": s.loss,
+             "created": s.created_at.strftime("%Y-%m-%d %H:%M") if s.created_at else "-"}
+            for s in list_jobs(engine)]
+    write_rows(rows, ("job", "model", "status", "documents", "loss", "created"), "table",
+               sys.stdout)
+
+
+def status(
+    ctx: typer.Context,
+    job: Annotated[str | None, typer.Argument(help="Job id; default: recent jobs.")] = None,
+    watch: Annotated[bool, typer.Option(help="Live progress until the job finishes: "
+                                        "documents, tokens, tokens/s, ETA, failed "
+                                        "documents, active workers. Plain lines when "
+                                        "stdout is not a terminal.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+) -> None:
+    """Show a job's progress, counted from results in the database.
+
+    Example: lensbatch status 3f2a9c1e0b7d4e21 --watch
+    """
+    from lensbatch.store.queries import failed_documents, job_summary
+    from scheduler.output import summary_table, write_rows
+
+    engine = invocation(ctx).engine
+    if job is None:
+        print_jobs(engine)
+        print_workers(engine)
+        return
+    if watch:
+        from scheduler.progress import ProgressView
+        from scheduler.progress import watch as watch_job
+
+        with ProgressView(sys.stdout, terminal=sys.stdout.isatty()) as view:
+            watch_job(engine, job, view, interval)
+    console.print(summary_table(job_summary(engine, job)))
+    failed = failed_documents(engine, job)
+    if failed:
+        console.print(f"{len(failed)} failed documents (retry with: lensbatch resume {job} "
+                      "--failed)", highlight=False)
+        write_rows(failed, ("doc_id", "attempts", "error"), "table", sys.stdout)
+
+
+def jobs(ctx: typer.Context) -> None:
+    """List recent jobs. Example: lensbatch jobs"""
+    print_jobs(invocation(ctx).engine)
+
+
+def resume(
+    ctx: typer.Context,
+    job: JobId,
+    failed: Annotated[bool, typer.Option("--failed", help="Retry only the documents "
+                                         "recorded as failed.")] = False,
+) -> None:
+    """Queue again the documents of a job that have no result (after a broker loss).
+
+    Example: lensbatch resume 3f2a9c1e0b7d4e21 --failed
+    """
+    from lensbatch.store.jobs import plan_resume
+    from lensbatch.store.queries import job_summary
+    from scheduler.enqueue import check_broker, enqueue
+
+    state = invocation(ctx)
+    job_summary(state.engine, job)  # a wrong id is named before the broker is tried
+    check_broker(state.settings)  # before the job is touched: nothing changes without one
+    plan = plan_resume(state.engine, job, failed_only=failed)
+    enqueue(state.settings, plan.job_id, plan.tasks, plan.queue)
+    kind = "failed documents" if failed else "documents"
+    print(f"re-enqueued {len(plan.seqs)} {kind} in {len(plan.tasks)} tasks on queue "
+          f"{plan.queue}")
+
+
+def cancel(ctx: typer.Context, job: JobId) -> None:
+    """Cancel a job: workers drop its remaining tasks without evaluating them.
+
+    Example: lensbatch cancel 3f2a9c1e0b7d4e21
+    """
+    from lensbatch.store.jobs import cancel_job
+
+    cancel_job(invocation(ctx).engine, job)
+    print(f"job {job} cancelled")
+
+
+def workers(ctx: typer.Context) -> None:
+    """List workers: hostname, device, current task, documents done, last heartbeat.
+
+    Example: lensbatch workers
+    """
+    print_workers(invocation(ctx).engine)
+
+
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply database migrations (alembic upgrade head). Example: lensbatch db upgrade"""
+    from lensbatch.settings import mask_url
+    from lensbatch.store.db import upgrade
+
+    settings = invocation(ctx).settings
+    upgrade(settings.database_url)
+    print(f"database {mask_url(settings.database_url)} is at the newest schema")

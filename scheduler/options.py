@@ -1,0 +1,54 @@
+"""The options several commands share, and the job spec they add up to.
+
+A job's options are checked here, before anything is stored or queued: its numbers,
+its model name, and its hook names as far as the model's shape is known without
+loading it (the worker checks them again against the loaded model).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lensbatch.jobspec import JobSpec
+
+Corpus = Annotated[str, typer.Argument(help="A .jsonl, .txt/.md, a directory, or -.")]
+Model = Annotated[str, typer.Option("--model", "-m", help="Built-in name, hub name or "
+                                    "local checkpoint directory.")]
+BatchTokens = Annotated[int | None, typer.Option(
+    help="Tokens per forward pass (batch x length); default 1024 on CPU, 8192 on GPU.")]
+TaskTokens = Annotated[int, typer.Option(help="Approximate tokens per queued task.")]
+Stride = Annotated[int, typer.Option(help="Window stride for long documents; 0 = n_ctx/2.")]
+NoBos = Annotated[bool, typer.Option("--no-bos", help="Do not prepend BOS.")]
+Dtype = Annotated[str, typer.Option(help="float32, or bfloat16/float16 on accelerators.")]
+Queue = Annotated[str, typer.Option(help="Queue to send tasks to (cpu or gpu).")]
+Format = Annotated[str, typer.Option("--format", "-f",
+                                     help="table, csv, jsonl, or parquet (needs --output).")]
+Output = Annotated[str | None, typer.Option("--output", "-o", help="File to write.")]
+JobId = Annotated[str, typer.Argument(help="Job id.")]
+Activations = Annotated[str | None, typer.Option(
+    help="Hooks to summarise, comma-separated: shorthand (pattern, resid_post, mlp_post, "
+         "k6) or full names (blocks.0.attn.hook_pattern).")]
+Stats = Annotated[str | None, typer.Option(
+    help="Statistics of each hook, comma-separated: mean, std, norm, absmax, frac_zero "
+         "(default with --activations: mean,norm).")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+DEFAULT_STATS = ("mean", "norm")
+
+
+def job_spec(spec: JobSpec, activations: str | None = None,
+             stats: str | None = None) -> JobSpec:
+    """`spec` with the --activations and --stats lists, checked before anything is
+    stored: numbers, model name, statistics and hook names."""
+    from dataclasses import replace
+
+    from lensbatch.hooks import resolve_activations, split_list
+    from lensbatch.models import model_shape, model_source
+
+    hooks = split_list(activations)
+    chosen = split_list(stats) if stats is not None else (DEFAULT_STATS if hooks else ())
+    spec = replace(spec, activations=hooks, stats=chosen).validate()
+    model_source(spec.model)
+    resolve_activations(spec.activations, model_shape(spec.model))
+    return spec

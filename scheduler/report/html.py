@@ -1,0 +1,68 @@
+"""The pieces every report section is made of: its context, HTML helpers and the style."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from lensbatch.store.queries import JobSummary
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    engine: Engine
+    job_id: str
+    summary: JobSummary
+    job: dict[str, Any]  # the jobs row, settings decoded
+    cache_dir: str  # for the job's tokenizer (lensbatch.settings.Settings.cache_dir)
+
+
+# A section takes the context and returns an HTML fragment, or None when it has
+# nothing to show (a job without per-head rows has no heatmaps).
+Section = Callable[[ReportContext], str | None]
+
+
+def esc(value: object) -> str:
+    return html.escape("-" if value is None else str(value))
+
+
+def num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def kv_table(rows: list[tuple[str, object]]) -> str:
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return f'<table class="kv">{body}</table>'
+
+
+def grid_table(header: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f'<table class="grid"><tr>{head}</tr>{body}</table>'
+
+
+def section(title: str, body: str, anchor: str) -> str:
+    return f'<section id="{anchor}"><h2>{esc(title)}</h2>{body}</section>'
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
+       color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left;
+         font-variant-numeric: tabular-nums; }
+table.kv th { background: #f4f4f4; font-weight: 600; }
+table.grid th { background: #f4f4f4; }
+img { max-width: 100%; }
+.doc { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: .85em;
+       background: #fafafa; border: 1px solid #eee; padding: .8em; max-height: 24em;
+       overflow: auto; }
+mark { background: #ffe08a; } mark.novel { background: #9be3a5; }
+.meta { color: #666; font-size: .9em; }
+"""

@@ -1,0 +1,106 @@
+"""The report's sections about the job itself: settings, model card, corpus numbers,
+per-document loss, and the documents with the most induction hits."""
+
+from __future__ import annotations
+
+from lensbatch.jobspec import JobSpec
+from lensbatch.metrics import DOC_METRICS
+from lensbatch.store import report_data
+from scheduler.report.html import ReportContext, esc, kv_table, num, section
+from scheduler.report.text import Hit, highlight, load_tokenizer, token_spans
+
+TOP_DOCUMENTS = 5
+MODEL_CARD_KEYS = ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "n_ctx", "d_vocab",
+                   "act_fn", "normalization_type", "positional_embedding_type")
+
+
+def settings_section(ctx: ReportContext) -> str:
+    job = ctx.job
+    settings = job["settings"] if isinstance(job["settings"], dict) else {}
+    rows: list[tuple[str, object]] = [
+        ("job", job["id"]), ("model", job["model"]), ("status", job["status"]),
+        ("corpus", job["corpus"]), ("documents", job["n_documents"]),
+        ("tasks", job["n_tasks"]), ("created", job["created_at"]),
+        ("started", job["started_at"]), ("finished", job["finished_at"]),
+    ]
+    # An option left unset (None) is chosen by each worker, e.g. batch_tokens by device.
+    rows += [(f"setting: {k}", "worker default" if v is None else v)
+             for k, v in sorted(settings.items())]
+    if job["error"]:
+        rows.append(("error", job["error"]))
+    return section("Job settings", kv_table(rows), "settings")
+
+
+def model_card_section(ctx: ReportContext) -> str:
+    card = report_data.model_card(ctx.engine, ctx.job["model"])
+    if card is None:
+        body = (f"<p>No model card recorded for <code>{esc(ctx.job['model'])}</code> "
+                "(workers record it when they load a model); the job settings above say "
+                "how it was run.</p>")
+        return section("Model card", body, "model")
+    cfg = card.config or {}
+    rows: list[tuple[str, object]] = [("name", card.name), ("source", card.source)]
+    rows += [(k, cfg[k]) for k in MODEL_CARD_KEYS if k in cfg]
+    rows += [(f"shape {k}", " x ".join(map(str, v))) for k, v in sorted(card.weight_shapes.items())]
+    return section("Model card", kv_table(rows), "model")
+
+
+def corpus_section(ctx: ReportContext) -> str:
+    """Every metric of the registry, as a corpus number."""
+    s = ctx.summary
+    rows: list[tuple[str, object]] = [("documents evaluated", f"{s.n_done} / {s.n_documents}")]
+    for metric in DOC_METRICS:
+        value = s.value(metric.name)
+        shown = int(value) if metric.kind == "count" and value is not None else num(value)
+        rows.append((metric.label, shown))
+    return section("Corpus-level numbers", kv_table(rows), "corpus")
+
+
+def loss_histogram_section(ctx: ReportContext) -> str | None:
+    from scheduler.report.plots import histogram
+
+    losses = [row.loss for row in report_data.document_rows(ctx.engine, ctx.job_id)
+              if row.loss is not None]
+    if not losses:
+        return None
+    image = histogram(losses, "loss (nats per token)", "Per-document loss")
+    return section("Per-document loss", image, "loss-histogram")
+
+
+def loss_vs_length_section(ctx: ReportContext) -> str | None:
+    from scheduler.report.plots import scatter
+
+    rows = [row for row in report_data.document_rows(ctx.engine, ctx.job_id)
+            if row.loss is not None]
+    if not rows:
+        return None
+    image = scatter([row.n_tokens for row in rows], [row.loss for row in rows],
+                    ("document length (tokens, log scale)", "loss (nats per token)"),
+                    "Loss against document length")
+    return section("Loss against document length", image, "loss-length")
+
+
+def top_induction_section(ctx: ReportContext) -> str | None:
+    rows = sorted((row for row in report_data.document_rows(ctx.engine, ctx.job_id)
+                   if row.induction_hits > 0),
+                  key=lambda row: (-row.induction_hits, row.seq))[:TOP_DOCUMENTS]
+    if not rows:
+        return section("Documents with the most induction hits",
+                       "<p>No induction hits in this job.</p>", "induction-docs")
+    tokenizer = load_tokenizer(ctx.job["model"], ctx.cache_dir)
+    bos = JobSpec.from_json(ctx.job["settings"]).prepend_bos
+    parts = ['<p>Marked tokens were predicted correctly on a repeated bigram '
+             '(<mark>hit</mark>, <mark class="novel">novel hit</mark>: first occurrence '
+             'predicted wrongly).</p>']
+    for row in rows:
+        text = report_data.document_text(ctx.engine, ctx.job_id, row.seq)
+        hits = [Hit(int(h.position), str(h.token), bool(h.novel))
+                for h in report_data.hit_tokens(ctx.engine, ctx.job_id, row.seq)]
+        body = highlight(text, hits, token_spans(tokenizer, text), bos)
+        parts.append(
+            f"<h3>{esc(row.doc_id)}</h3><p class='meta'>{row.induction_hits} hits of "
+            f"{row.induction_candidates} candidates, {row.induction_novel_hits} novel, "
+            f"loss {num(row.loss)}, source {esc(row.source)} ({len(hits)} hit tokens "
+            f"recorded)</p>"
+            f'<div class="doc">{body}</div>')
+    return section("Documents with the most induction hits", "".join(parts), "induction-docs")

@@ -1,0 +1,134 @@
+"""Loading models as TransformerLens bridges, once per process.
+
+The three sources and their tokenizer rules are described in lensbatch/models.py:
+built-ins are made here with no network, local Hugging Face checkpoint directories and
+hub names are booted by TransformerLens (hub names need a reachable hub or a warm
+Hugging Face cache; set HF_HUB_OFFLINE=1 to fail fast without one).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from lensbatch.errors import JobSpecError, ModelUnavailable
+from lensbatch.hooks import ModelShape, resolve_activations
+from lensbatch.models import has_own_tokenizer, model_source
+from lensbatch.settings import DEFAULT_CACHE_DIR
+from worker.engine import toy_induction
+from worker.engine.tokenizer import gpt2_tokenizer
+
+RANDOM_SEED = 0
+
+
+def _gpt2_small_random(device: torch.device, dtype: torch.dtype,
+                       cache_dir: str) -> TransformerBridge:
+    """GPT-2 small's architecture (12 layers, 12 heads, d_model 768, n_ctx 1024) with
+    seeded random weights: real speed and memory, meaningless predictions."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        hf_model = GPT2LMHeadModel(GPT2Config()).eval()
+    return TransformerBridge.boot_transformers(
+        "gpt2-small-random", hf_model=hf_model.to(device=device, dtype=dtype),
+        tokenizer=gpt2_tokenizer(cache_dir), device=device, dtype=dtype,
+    )
+
+
+# The built-ins of lensbatch/models.py's registry, by name: (device, dtype, cache_dir).
+BUILDERS: dict[str, Callable[[torch.device, torch.dtype, str], TransformerBridge]] = {
+    "gpt2-small-random": _gpt2_small_random,
+    toy_induction.NAME: toy_induction.build,
+}
+
+
+def _boot_pretrained(name: str, device: torch.device, dtype: torch.dtype,
+                     cache_dir: str) -> TransformerBridge:
+    tokenizer = None if has_own_tokenizer(name) else gpt2_tokenizer(cache_dir)
+    try:
+        return TransformerBridge.boot_transformers(
+            name, device=device, dtype=dtype, tokenizer=tokenizer
+        )
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailable(f"cannot load model {name!r}: {first_line}") from None
+
+
+@functools.lru_cache(maxsize=2)
+def load_model(name: str, device: str, dtype: str,
+               cache_dir: str = DEFAULT_CACHE_DIR) -> TransformerBridge:
+    """Load (once per process, per device and dtype) and return the model in eval mode."""
+    from worker.engine.device import pick_dtype
+
+    model_source(name)  # ModelUnavailable for a name of no source
+    torch_device = torch.device(device)
+    torch_dtype = pick_dtype(dtype, torch_device)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    builder = BUILDERS.get(name)
+    if builder is not None:
+        model = builder(torch_device, torch_dtype, cache_dir)
+    else:
+        model = _boot_pretrained(name, torch_device, torch_dtype, cache_dir)
+    model.eval()
+    if model.tokenizer is None:
+        model.set_tokenizer(gpt2_tokenizer(cache_dir))
+    return model
+
+
+def model_card(model: TransformerBridge) -> dict[str, Any]:
+    """What the seed notebook's first section prints: sizes and weight shapes."""
+    cfg = model.cfg
+    shapes = {
+        name: list(getattr(model, name).shape)
+        for name in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_U")
+    }
+    return {
+        "config": {
+            "n_layers": int(cfg.n_layers),
+            "n_heads": int(cfg.n_heads),
+            "n_ctx": int(cfg.n_ctx),
+            "d_model": int(cfg.d_model),
+            "d_head": int(cfg.d_head),
+            "d_vocab": int(cfg.d_vocab),
+        },
+        "weight_shapes": shapes,
+    }
+
+
+def loaded_shape(model: TransformerBridge) -> ModelShape:
+    hooks = model.hook_dict
+    return ModelShape(
+        n_layers=int(model.cfg.n_layers),
+        has_mlp="blocks.0.mlp.hook_post" in hooks,
+        has_norm="blocks.0.ln1.hook_normalized" in hooks,
+    )
+
+
+def resolve_hooks(model: TransformerBridge, requested: tuple[str, ...] | list[str]) -> list[str]:
+    """The full hook names `requested` stands for on this model (shorthand expanded).
+
+    Raises JobSpecError, listing the valid names, for a name this model has no hook for.
+    """
+    if not requested:
+        return []
+    names = resolve_activations(requested, loaded_shape(model))
+    hooks = model.hook_dict
+    missing = [name for name in names if name not in hooks]
+    if missing:
+        raise JobSpecError(f"model has no hook {missing[0]!r}")
+    return names
+
+
+@functools.lru_cache(maxsize=2)
+def model_record(name: str, device: str, dtype: str,
+                 cache_dir: str = DEFAULT_CACHE_DIR) -> dict[str, Any]:
+    """The `models` row for a loaded model: where it came from, its config and weight
+    shapes (computed once per process; the shapes come from derived weight tensors)."""
+    card = model_card(load_model(name, device, dtype, cache_dir))
+    return {"name": name, "source": str(model_source(name)), **card}

@@ -1,0 +1,67 @@
+"""Forward hooks that reduce activations while the forward pass that gives the loss runs.
+
+One BatchReducer serves every batch of a task: `start` gives it the batch's Positions,
+the model's forward pass calls its hooks (each reduces its activation to per-row sums
+and returns None, so nothing of the activation outlives the hook), and `finish`
+hands back the sums. No second pass, no activation cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import torch
+
+from lensbatch.hooks import hook_kind
+from worker.engine.summaries import Positions, activation_moments, head_sums
+
+Hook = tuple[str, Callable[..., None]]
+
+
+class BatchReducer:
+    def __init__(self, n_layers: int, activations: Sequence[str], stats: tuple[str, ...]) -> None:
+        self.n_layers = n_layers
+        self.activations = tuple(activations)
+        self.stats = stats
+        self._positions: Positions | None = None
+        self._heads: dict[int, torch.Tensor] = {}  # layer -> [batch, 4, head]
+        self._moments: dict[str, torch.Tensor] = {}  # hook -> [batch, group, MOMENTS]
+
+    def fwd_hooks(self) -> list[Hook]:
+        hooks: list[Hook] = [(f"blocks.{layer}.attn.hook_pattern", partial(self._pattern, layer))
+                             for layer in range(self.n_layers)]
+        hooks += [(name, partial(self._activation, name, hook_kind(name)))
+                  for name in self.activations]
+        return hooks
+
+    def start(self, positions: Positions) -> None:
+        self._positions = positions
+        self._heads.clear()
+        self._moments.clear()
+
+    def _current(self) -> Positions:
+        if self._positions is None:
+            raise RuntimeError("BatchReducer hook called outside start() and finish()")
+        return self._positions
+
+    def _pattern(self, layer: int, pattern: torch.Tensor, hook: Any) -> None:
+        self._heads[layer] = head_sums(pattern, self._current())
+
+    def _activation(self, name: str, kind: str, activation: torch.Tensor, hook: Any) -> None:
+        self._moments[name] = activation_moments(activation, kind, self._current(), self.stats)
+
+    def finish(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """[batch, layer, 4, head] head sums and hook -> [batch, group, MOMENTS], on the
+        device (nothing here waits for it)."""
+        missing = [layer for layer in range(self.n_layers) if layer not in self._heads]
+        missing_hooks = [name for name in self.activations if name not in self._moments]
+        if missing or missing_hooks:
+            raise RuntimeError(f"hooks did not fire: layers {missing}, {missing_hooks}")
+        heads = torch.stack([self._heads[layer] for layer in range(self.n_layers)], dim=1)
+        moments = dict(self._moments)
+        self._positions = None
+        self._heads.clear()
+        self._moments.clear()
+        return heads, moments
