@@ -91,3 +91,18 @@ def test_help_does_not_import_torch() -> None:
     run_without_torch("import sys; sys.argv=['lensbatch','--help']\n"
                       "from scheduler import cli\n"
                       "try:\n    cli.app()\nexcept SystemExit:\n    pass\n")
+
+
+def test_unknown_queue_is_refused_before_anything_is_stored(tmp_path: Path, env,  # type: ignore[no-untyped-def]
+                                                            sqlite_url: str) -> None:
+    from lensbatch.store.db import ensure_schema
+
+    ensure_schema(sqlite_url)
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "hello"}\n')
+    # The broker URL points nowhere: the queue is checked before the broker is tried.
+    result = lensbatch("submit", str(corpus), "--queue", "nosuchqueue",
+                       env={**env, "LENSBATCH_BROKER_URL": "redis://127.0.0.1:1/0"})
+    user_error_line(result, "--queue", "cpu, gpu", "nosuchqueue")
+    assert count_rows(sqlite_url, schema.jobs) == 0
+    user_error_line(lensbatch("worker", "--queues", "cpu,nosuchqueue", env=env), "--queues")
