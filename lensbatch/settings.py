@@ -7,8 +7,12 @@ env.py run by hand), and passes it down; nothing else reads LENSBATCH_ variables
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from urllib.parse import urlsplit, urlunsplit
+
+from lensbatch.corpus import DEFAULT_MAX_DOCUMENT_BYTES
+from lensbatch.errors import SettingsError
 
 DEFAULT_DATABASE_URL = "sqlite:///lensbatch.db"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
@@ -29,6 +33,8 @@ class Settings:
     restore_interval: int = 30
     # Attempts per document before it is recorded as failed (poison input).
     max_attempts: int = 3
+    # Largest document `submit` and `run` accept, in bytes of UTF-8 (--max-document-bytes).
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     device: str = "auto"
     cache_dir: str = DEFAULT_CACHE_DIR
 
@@ -40,21 +46,38 @@ class Settings:
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from LENSBATCH_ variables; SettingsError (one line) for a number that
+        is not one."""
         env = os.environ if environ is None else environ
         base = cls()
         return replace(
             base,
             database_url=env.get("LENSBATCH_DATABASE_URL", base.database_url),
             broker_url=env.get("LENSBATCH_BROKER_URL", base.broker_url),
-            visibility_timeout=int(
-                env.get("LENSBATCH_VISIBILITY_TIMEOUT", base.visibility_timeout)
-            ),
-            restore_interval=int(env.get("LENSBATCH_RESTORE_INTERVAL", base.restore_interval)),
-            max_attempts=int(env.get("LENSBATCH_MAX_ATTEMPTS", base.max_attempts)),
+            visibility_timeout=_positive(env, "LENSBATCH_VISIBILITY_TIMEOUT",
+                                         base.visibility_timeout),
+            restore_interval=_positive(env, "LENSBATCH_RESTORE_INTERVAL",
+                                       base.restore_interval),
+            max_attempts=_positive(env, "LENSBATCH_MAX_ATTEMPTS", base.max_attempts),
+            max_document_bytes=_positive(env, "LENSBATCH_MAX_DOCUMENT_BYTES",
+                                         base.max_document_bytes),
             device=env.get("LENSBATCH_DEVICE", base.device),
             cache_dir=env.get("LENSBATCH_CACHE_DIR", base.cache_dir),
         )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise SettingsError(f"{name} must be a positive whole number, got {raw!r}")
+    return value
 
 
 def mask_url(url: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
-from lensbatch.corpus import Doc, chunked, read_corpus
+from lensbatch.corpus import DEFAULT_MAX_DOCUMENT_BYTES, Doc, chunked, read_corpus
 from lensbatch.errors import JobNotFound, UserError
 from lensbatch.jobspec import JobSpec
 from lensbatch.planning import TaskPlanner
@@ -62,7 +62,8 @@ def _store_chunk(connection: Connection, job_id: str, first_seq: int, docs: list
     ])
 
 
-def create_job(engine: Engine, corpus: str, spec: JobSpec) -> PlannedJob:
+def create_job(engine: Engine, corpus: str, spec: JobSpec,
+               max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> PlannedJob:
     """Store the corpus and the job in one transaction; a bad corpus leaves nothing."""
     job_id = uuid.uuid4().hex[:16]
     planner = TaskPlanner(spec.task_tokens)
@@ -72,7 +73,7 @@ def create_job(engine: Engine, corpus: str, spec: JobSpec) -> PlannedJob:
             id=job_id, model=spec.model, settings=spec.to_json(), status=JobStatus.QUEUED,
             corpus=corpus, n_documents=0, n_tasks=0, created_at=now(),
         ))
-        for chunk in chunked(read_corpus(corpus), INSERT_CHUNK):
+        for chunk in chunked(read_corpus(corpus, max_document_bytes), INSERT_CHUNK):
             _store_chunk(connection, job_id, n_docs, chunk)
             for i, doc in enumerate(chunk):
                 planner.add(n_docs + i, len(doc.text))

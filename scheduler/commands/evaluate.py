@@ -22,6 +22,7 @@ from scheduler.options import (
     Corpus,
     Device,
     Dtype,
+    MaxDocumentBytes,
     Model,
     NoBos,
     Queue,
@@ -29,6 +30,7 @@ from scheduler.options import (
     Stride,
     TaskTokens,
     job_spec,
+    with_document_limit,
 )
 
 console = Console()
@@ -46,6 +48,7 @@ def run(
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
+    max_document_bytes: MaxDocumentBytes = None,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
@@ -60,9 +63,9 @@ def run(
                             task_tokens=task_tokens, stride=stride, dtype=dtype),
                     activations, stats)
     state = invocation(ctx)
+    settings = with_document_limit(state.settings, max_document_bytes)
     view = ProgressView(sys.stderr, terminal=sys.stderr.isatty())  # stdout keeps the summary
-    report = run_local(state.engine, corpus, spec, device, view,
-                       cache_dir=state.settings.cache_dir)
+    report = run_local(state.engine, corpus, spec, device, view, settings)
     job_id = report.summary.job_id
     console.print(summary_table(report.summary, report.seconds,
                                 job_probe(state.engine, job_id)))
@@ -82,6 +85,7 @@ def submit(
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
+    max_document_bytes: MaxDocumentBytes = None,
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id.
 
@@ -94,9 +98,10 @@ def submit(
     spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
                             task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue),
                     activations, stats)
-    check_broker(state.settings)
-    job = create_job(state.engine, corpus, spec)
-    enqueue(state.settings, job.job_id, job.tasks, spec.queue)
+    settings = with_document_limit(state.settings, max_document_bytes)
+    check_broker(settings)
+    job = create_job(state.engine, corpus, spec, settings.max_document_bytes)
+    enqueue(settings, job.job_id, job.tasks, spec.queue)
     print(job.job_id)
 
 
