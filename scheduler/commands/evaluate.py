@@ -121,6 +121,7 @@ def worker(
     from lensbatch.hooks import split_list
     from lensbatch.jobspec import QUEUES
     from lensbatch.settings import mask_url
+    from scheduler.enqueue import check_broker_url
     from worker.tasks import create_worker
 
     if concurrency < 1:
@@ -129,6 +130,7 @@ def worker(
     if unknown or not split_list(queues):
         raise UserError(f"--queues takes {', '.join(QUEUES)} (comma-separated), got {queues}")
     settings = invocation(ctx).settings
+    check_broker_url(settings)  # kombu's own error would quote a piece of the password
     console.print(f"broker {mask_url(settings.broker_url)} · database "
                   f"{mask_url(settings.database_url)} · queues {queues} · device {device}",
                   highlight=False)
