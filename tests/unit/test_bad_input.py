@@ -1,6 +1,6 @@
 """Bad input is refused before anything is stored, with the file and line named: NUL
 characters, lone surrogates, documents over the size limit, a stride longer than the
-model's context; and bad settings get one line."""
+model's context; and bad settings or a database lensbatch cannot use get one line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from lensbatch.corpus import DEFAULT_MAX_DOCUMENT_BYTES, read_corpus
 from lensbatch.errors import CorpusError, JobSpecError
@@ -165,3 +165,24 @@ def test_worker_fails_a_job_whose_stride_its_model_cannot_take(
     assert row.error.startswith("--stride 5000 is too large for ")
     assert count_rows(sqlite_url, schema.document_failures) == 0
     assert count_rows(sqlite_url, schema.results) == 0
+
+
+def test_a_schema_from_a_newer_lensbatch_is_one_line(sqlite_url: str) -> None:
+    ensure_schema(sqlite_url)
+    engine = create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    user_error_line(lensbatch("jobs", env={"LENSBATCH_DATABASE_URL": sqlite_url}),
+                    "has a schema revision this lensbatch does not know", "upgrade lensbatch")
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://u:hunter2@127.0.0.1:notaport/db",
+    "no-scheme-hunter2",
+    "nosuchdriver://u:hunter2@127.0.0.1/db",
+])
+def test_invalid_database_url_is_one_line_without_password(url: str) -> None:
+    result = lensbatch("jobs", env={"LENSBATCH_DATABASE_URL": url})
+    user_error_line(result, "invalid database URL for ")
+    assert "hunter2" not in result.stderr + result.stdout
