@@ -15,6 +15,7 @@ from rich.console import Console
 
 from lensbatch.errors import UserError
 from lensbatch.jobspec import JobSpec
+from lensbatch.status import WORKER_LIVE_SECONDS
 from scheduler.context import invocation
 from scheduler.options import (
     Activations,
@@ -87,12 +88,15 @@ def submit(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
 ) -> None:
-    """Store a corpus as a job and queue it for workers; prints the job id.
+    """Store a corpus as a job and queue it for workers; prints the job id, and warns
+    on standard error when no live worker consumes the queue.
 
     Example: lensbatch submit corpus/sample.jsonl --model gpt2-small-random --queue cpu
     """
+    from lensbatch.store.consumers import live_queues
     from lensbatch.store.jobs import create_job
     from scheduler.enqueue import check_broker, enqueue
+    from scheduler.output import print_warning
 
     state = invocation(ctx)
     spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
@@ -103,6 +107,10 @@ def submit(
     job = create_job(state.engine, corpus, spec, settings.max_document_bytes)
     enqueue(settings, job.job_id, job.tasks, spec.queue)
     print(job.job_id)
+    if spec.queue not in live_queues(state.engine):
+        print_warning(f"no live worker consumes queue {spec.queue} (none has sent a "
+                      f"heartbeat in the last {WORKER_LIVE_SECONDS:.0f} s); the job waits "
+                      f"for one: lensbatch worker --queues {spec.queue}")
 
 
 def worker(
