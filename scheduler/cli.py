@@ -4,7 +4,8 @@ one line on standard error.
 Commands live in scheduler/commands (evaluate.py, jobs.py, results.py) as plain
 functions; this module only registers them. A database error that reaches main (a
 server stopped mid-way, a constraint violated) is one line too: the host and the kind
-of error, never the statement or its parameters. Settings are read once per invocation
+of error, never the statement or its parameters; a file the user named that cannot be
+written or read is one line naming it. Settings are read once per invocation
 (scheduler/context.py) and passed down.
 """
 
@@ -47,6 +48,10 @@ def main() -> None:
         fail(str(exc))
     except SQLAlchemyError as exc:  # the database's, not the user's: one line all the same
         fail(database_error(exc, state.settings.database_url, state.command))
+    except OSError as exc:  # a file the user named cannot be written or read
+        if exc.filename is None:
+            raise
+        fail(f"{exc.filename}: {exc.strerror or type(exc).__name__}")
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -186,3 +186,15 @@ def test_invalid_database_url_is_one_line_without_password(url: str) -> None:
     result = lensbatch("jobs", env={"LENSBATCH_DATABASE_URL": url})
     user_error_line(result, "invalid database URL for ")
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path: Path,
+                                                           sqlite_url: str) -> None:
+    engine = ensure_schema(sqlite_url)
+    job = create_job(engine, str(jsonl(tmp_path / "c.jsonl", {"text": "hello"})), JobSpec())
+    env = {"LENSBATCH_DATABASE_URL": sqlite_url}
+    missing = tmp_path / "missing" / "results.csv"
+    user_error_line(lensbatch("results", job.job_id, "--format", "csv", "--output",
+                              str(missing), env=env), f"{missing}: No such file or directory")
+    user_error_line(lensbatch("export", job.job_id, "/proc/lensbatch-export", env=env),
+                    "/proc/lensbatch-export: No such file or directory")
