@@ -131,3 +131,17 @@ def test_every_check_fails_fast_with_one_line(tmp_path: Path, redis_server,  # t
         result = lensbatch(*command, env={"LENSBATCH_DATABASE_URL": database}, timeout=60)
         user_error_line(result, f"cannot reach database at 127.0.0.1:{silent_port}")
         assert "hunter2" not in result.stderr
+
+
+def test_standard_input_corpus_and_its_refusals(redis_server, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """`-` is read from a copy of standard input (a retried transaction reads it again)."""
+    env = {"LENSBATCH_DATABASE_URL": sqlite_url, "LENSBATCH_BROKER_URL": redis_server.url}
+    lines = [json.dumps({"id": f"s{i}", "text": f"text {i} {SECRET_TEXT}"}) for i in range(3)]
+    done = lensbatch("submit", "-", env=env, stdin="\n".join(lines).encode())
+    assert done.returncode == 0, done.stderr
+    assert count_rows(sqlite_url, schema.job_documents) == 3
+    refused = lensbatch("submit", "-", "--max-document-bytes", "60", env=env,
+                        stdin="\n".join(lines).encode())
+    user_error_line(refused, "<stdin>:1: document is 64 bytes of UTF-8, over the limit of 60")
+    assert SECRET_TEXT not in refused.stderr
+    assert count_rows(sqlite_url, schema.jobs) == 1
