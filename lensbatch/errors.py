@@ -19,6 +19,10 @@ class ModelUnavailable(UserError, RuntimeError):
     """A model that cannot be had (unknown name, unreachable hub, bad checkpoint)."""
 
 
+class SettingsError(UserError, ValueError):
+    """A LENSBATCH_ environment variable that cannot be used."""
+
+
 class DatabaseUnavailable(UserError, RuntimeError):
     """The database cannot be reached; the message names the host, never the password."""
 

@@ -12,6 +12,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 PADDING_SIDES = ("right", "left")
 # The queues workers consume: `--queues cpu` or `--queues gpu` (or both).
 QUEUES = ("cpu", "gpu")
+MAX_MODEL_CHARS = 255  # the jobs.model column's length
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class JobSpec:
     def validate(self) -> JobSpec:
         if not self.model.strip():
             raise JobSpecError("model name is empty")
+        if len(self.model) > MAX_MODEL_CHARS:
+            raise JobSpecError(f"model name is {len(self.model)} characters, over the limit "
+                               f"of {MAX_MODEL_CHARS}")
         if self.batch_tokens is not None and self.batch_tokens <= 0:
             raise JobSpecError(f"--batch-tokens must be positive, got {self.batch_tokens}")
         if self.task_tokens <= 0:
@@ -56,6 +60,15 @@ class JobSpec:
             raise JobSpecError("--stats needs --activations (the hooks to summarise)")
         if self.activations and not self.stats:
             raise JobSpecError(f"--activations needs --stats (any of {', '.join(STATS)})")
+        return self
+
+    def check_stride(self, n_ctx: int) -> JobSpec:
+        """The stride against the model's context: windows start at most n_ctx - 1
+        tokens apart (worker/engine/windows.py). 0 (half the context) always fits."""
+        if self.stride > n_ctx - 1:
+            raise JobSpecError(
+                f"--stride {self.stride} is too large for {self.model}: its context is "
+                f"{n_ctx} tokens (use 1 to {n_ctx - 1}, or 0 for half the context)")
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from lensbatch.errors import ModelUnavailable
 from lensbatch.hooks import ModelShape
@@ -35,17 +36,21 @@ class Source(StrEnum):
 class Builtin:
     name: str
     shape: ModelShape  # known without building the model
+    n_ctx: int  # context length, tokens
     description: str
 
 
 BUILTINS = {b.name: b for b in (
-    Builtin("gpt2-small-random", ModelShape(n_layers=12),
+    Builtin("gpt2-small-random", ModelShape(n_layers=12), 1024,
             "GPT-2 small's architecture with seeded random weights: real speed and "
             "memory, meaningless predictions"),
-    Builtin("toy-induction", ModelShape(n_layers=2, has_mlp=False, has_norm=False),
+    Builtin("toy-induction", ModelShape(n_layers=2, has_mlp=False, has_norm=False), 1024,
             "two attention-only layers set by hand: a previous-token head (0.1) and an "
             "induction head (1.2)"),
 )}
+# config.json keys that give a local checkpoint's layer count and its context length.
+LAYER_KEYS = ("n_layer", "num_hidden_layers", "n_layers")
+CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
 
 # A local checkpoint with any of these has a tokenizer of its own.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "tokenizer_config.json")
@@ -119,21 +124,38 @@ def model_source(name: str) -> Source:
     )
 
 
+def _local_config(name: str) -> dict[str, Any]:
+    """A local checkpoint's config.json, or {} (not a checkpoint, or unreadable)."""
+    if not is_local_checkpoint(name):
+        return {}
+    try:
+        config = json.loads((Path(name) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _first_int(config: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    found = [config[k] for k in keys if type(config.get(k)) is int]
+    return found[0] if found else None
+
+
 def model_shape(name: str) -> ModelShape:
     """Layers and blocks of a model as far as they are known without loading it.
 
-    Built-ins are known exactly; a local checkpoint's config.json gives its layer count;
-    a hub model's shape is only known to the worker that loads it.
+    Built-ins are known exactly; a local checkpoint's config.json gives its layer count
+    (MLP and LayerNorm hooks are assumed; the worker checks the real model); a hub
+    model's shape is only known to the worker that loads it.
     """
     if name in BUILTINS:
         return BUILTINS[name].shape
-    if is_local_checkpoint(name):
-        try:
-            config = json.loads((Path(name) / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return ModelShape(n_layers=None)
-        for key in ("n_layer", "num_hidden_layers", "n_layers"):
-            if isinstance(config.get(key), int):
-                # MLP and LayerNorm hooks are assumed; the worker checks the real model.
-                return ModelShape(n_layers=config[key])
-    return ModelShape(n_layers=None)
+    return ModelShape(n_layers=_first_int(_local_config(name), LAYER_KEYS))
+
+
+def model_context(name: str) -> int | None:
+    """A model's context length in tokens as far as it is known without loading it:
+    built-ins exactly, a local checkpoint from its config.json, a hub model not at all
+    (None: the worker checks the loaded model)."""
+    if name in BUILTINS:
+        return BUILTINS[name].n_ctx
+    return _first_int(_local_config(name), CONTEXT_KEYS)

@@ -11,6 +11,7 @@ from alembic import context
 from sqlalchemy import create_engine, text
 
 from lensbatch.settings import Settings
+from lensbatch.store.db import connect_args
 from lensbatch.store.schema import metadata
 from lensbatch.store.views import create_views, drop_views
 
@@ -30,7 +31,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(url)
+    engine = create_engine(url, connect_args=connect_args(url))  # with a deadline
     with engine.connect() as connection:
         is_pg = connection.dialect.name == "postgresql"
         if is_pg:

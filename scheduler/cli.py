@@ -2,19 +2,26 @@
 one line on standard error.
 
 Commands live in scheduler/commands (evaluate.py, jobs.py, results.py) as plain
-functions; this module only registers them. Settings are read once per invocation
+functions; this module only registers them. A database error that reaches main (a
+server stopped mid-way, a constraint violated) is one line too: the host and the kind
+of error, never the statement or its parameters; a file the user named that cannot be
+written or read is one line naming it. Settings are read once per invocation
 (scheduler/context.py) and passed down.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from lensbatch.errors import UserError
+from lensbatch.settings import url_host
+from lensbatch.store.errors import describe_db_error
 from scheduler.commands import evaluate, jobs, results
-from scheduler.context import load_settings
+from scheduler.context import Invocation, load_settings
 
 app = typer.Typer(
     help="Evaluate TransformerLens models on text corpora, on one machine or many.",
@@ -34,12 +41,30 @@ db_app.command("upgrade")(jobs.db_upgrade)
 
 
 def main() -> None:
+    state = Invocation()
     try:
-        app()
+        app(obj=state)
     except UserError as exc:
-        from scheduler.output import print_error
-
-        print_error(str(exc))
-        sys.exit(2)
+        fail(str(exc))
+    except SQLAlchemyError as exc:  # the database's, not the user's: one line all the same
+        fail(database_error(exc, state.settings.database_url, state.command))
+    except OSError as exc:  # a file the user named cannot be written or read
+        if exc.filename is None:
+            raise
+        fail(f"{exc.filename}: {exc.strerror or type(exc).__name__}")
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def fail(message: str) -> NoReturn:
+    from scheduler.output import print_error
+
+    print_error(message)
+    sys.exit(2)
+
+
+def database_error(exc: SQLAlchemyError, url: str, command: str) -> str:
+    """One line for a database error: the host, the command and the error's kind, never
+    the statement, its parameters (document texts) or the password."""
+    where = f"`lensbatch {command}`" if command else "lensbatch"
+    return f"database at {url_host(url)} failed during {where}: {describe_db_error(exc)}"

@@ -3,7 +3,7 @@ environment once, and the database engine, opened (and migrated) on first use.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import typer
@@ -14,7 +14,8 @@ from lensbatch.settings import Settings
 
 @dataclass
 class Invocation:
-    settings: Settings
+    settings: Settings = field(default_factory=Settings)
+    command: str = ""  # the command running, for error messages ("submit", "db", ...)
 
     @cached_property
     def engine(self) -> Engine:
@@ -24,8 +25,12 @@ class Invocation:
 
 
 def load_settings(ctx: typer.Context) -> None:
-    """The app's callback: runs once per invocation, before its command."""
-    ctx.obj = Invocation(Settings.from_env())
+    """The app's callback: runs once per invocation, before its command. It fills the
+    Invocation the CLI's main passed in (or a new one)."""
+    state = ctx.obj if isinstance(ctx.obj, Invocation) else Invocation()
+    state.settings = Settings.from_env()
+    state.command = ctx.invoked_subcommand or ""
+    ctx.obj = state
 
 
 def invocation(ctx: typer.Context) -> Invocation:

@@ -14,12 +14,14 @@ from sqlalchemy import Engine
 
 from lensbatch.errors import ModelUnavailable
 from lensbatch.jobspec import JobSpec
-from lensbatch.settings import DEFAULT_CACHE_DIR
+from lensbatch.settings import Settings
 from lensbatch.status import JobStatus
 from lensbatch.store.jobs import create_job
 from lensbatch.store.progress import read_snapshot
 from lensbatch.store.queries import JobSummary, job_summary
 from scheduler.progress import ProgressView
+
+DEFAULTS = Settings()
 
 
 @dataclass(frozen=True)
@@ -43,19 +45,23 @@ def local_chunks(tasks: list[list[int]], batch_tokens: int, task_tokens: int) ->
 
 def run_local(
     engine: Engine, corpus: str, spec: JobSpec, device: str, view: ProgressView | None = None,
-    cache_dir: str = DEFAULT_CACHE_DIR,
+    settings: Settings = DEFAULTS,
 ) -> RunReport:
-    """Evaluate every task of a new job here; `view` shows progress after each task."""
+    """Evaluate every task of a new job here; `view` shows progress after each task.
+
+    settings: the cache directory and the largest document accepted."""
     from worker.engine.batching import batch_budget
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, resolve_hooks
     from worker.service import Runtime, process_task_settled
 
-    runtime = Runtime(device=str(pick_device(device)), cache_dir=cache_dir)
-    # Fail before storing anything: a model that cannot load, a hook it does not have.
-    resolve_hooks(load_model(spec.model, runtime.device, spec.dtype, cache_dir),
-                  spec.activations)
-    job = create_job(engine, corpus, spec)
+    runtime = Runtime(device=str(pick_device(device)), cache_dir=settings.cache_dir)
+    # Fail before storing anything: a model that cannot load, a hook it does not have, a
+    # stride longer than its context.
+    model = load_model(spec.model, runtime.device, spec.dtype, settings.cache_dir)
+    resolve_hooks(model, spec.activations)
+    spec.check_stride(int(model.cfg.n_ctx))
+    job = create_job(engine, corpus, spec, settings.max_document_bytes)
     started = time.perf_counter()
     with view if view is not None else contextlib.nullcontext():
         if view is not None:

@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
+from lensbatch.errors import JobSpecError
 from lensbatch.jobspec import JobSpec
+from lensbatch.settings import Settings
 
 Corpus = Annotated[str, typer.Argument(help="A .jsonl, .txt/.md, a directory, or -.")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Built-in name, hub name or "
@@ -34,6 +36,10 @@ Stats = Annotated[str | None, typer.Option(
     help="Statistics of each hook, comma-separated: mean, std, norm, absmax, frac_zero "
          "(default with --activations: mean,norm).")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+MaxDocumentBytes = Annotated[int | None, typer.Option(
+    help="Largest document accepted, in bytes of UTF-8; a larger one is refused with its "
+         "file and line, before anything is stored (default 10000000, or "
+         "LENSBATCH_MAX_DOCUMENT_BYTES).")]
 DEFAULT_STATS = ("mean", "norm")
 
 
@@ -44,11 +50,23 @@ def job_spec(spec: JobSpec, activations: str | None = None,
     from dataclasses import replace
 
     from lensbatch.hooks import resolve_activations, split_list
-    from lensbatch.models import model_shape, model_source
+    from lensbatch.models import model_context, model_shape, model_source
 
     hooks = split_list(activations)
     chosen = split_list(stats) if stats is not None else (DEFAULT_STATS if hooks else ())
     spec = replace(spec, activations=hooks, stats=chosen).validate()
     model_source(spec.model)
     resolve_activations(spec.activations, model_shape(spec.model))
-    return spec
+    n_ctx = model_context(spec.model)  # None for a hub model: the worker checks it
+    return spec if n_ctx is None else spec.check_stride(n_ctx)
+
+
+def with_document_limit(settings: Settings, max_document_bytes: int | None) -> Settings:
+    """`settings` with --max-document-bytes, when given, in place of the environment's."""
+    from dataclasses import replace
+
+    if max_document_bytes is None:
+        return settings
+    if max_document_bytes <= 0:
+        raise JobSpecError(f"--max-document-bytes must be positive, got {max_document_bytes}")
+    return replace(settings, max_document_bytes=max_document_bytes)

@@ -105,6 +105,10 @@ def print_error(message: str) -> None:
     sys.stderr.write(f"lensbatch: error: {message}\n")
 
 
+def print_warning(message: str) -> None:
+    sys.stderr.write(f"lensbatch: warning: {message}\n")
+
+
 def _top(rows: Sequence[dict[str, Any]], column: str, n: int = 3) -> str:
     scored = [r for r in rows if r.get(column) is not None]
     best = sorted(scored, key=lambda r: -r[column])[:n]

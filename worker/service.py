@@ -69,6 +69,7 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     try:
         model = load_model(spec.model, runtime.device, spec.dtype, runtime.cache_dir)
         resolve_hooks(model, spec.activations)  # a hook this model lacks fails the job
+        spec.check_stride(int(model.cfg.n_ctx))  # a hub model's context is known only here
     except (ModelUnavailable, DeviceError, JobSpecError) as exc:  # e.g. bfloat16 on a CPU
         message = str(exc)
         retry_db(lambda: fail_job(engine, job_id, message), "failing the job")

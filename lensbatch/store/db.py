@@ -1,4 +1,9 @@
-"""Engines and migrations. Every command that touches the database goes through here."""
+"""Engines and migrations. Every command that touches the database goes through here.
+
+Every connection has a deadline: CONNECT_TIMEOUT seconds for a PostgreSQL server to
+answer (libpq's connect_timeout covers the TCP connect, TLS and authentication), 30 s
+for SQLite's lock.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
@@ -17,6 +23,8 @@ from lensbatch.errors import DatabaseUnavailable
 from lensbatch.settings import url_host
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+CONNECT_TIMEOUT = 5  # seconds, PostgreSQL
+SQLITE_LOCK_TIMEOUT = 30  # seconds a writer waits for another's lock
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -28,19 +36,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def connect_args(url: str) -> dict[str, Any]:
+    """The driver's deadline for one connection (see the module's docstring)."""
+    if url.startswith("sqlite"):
+        return {"timeout": SQLITE_LOCK_TIMEOUT}
+    return {"connect_timeout": CONNECT_TIMEOUT}
+
+
 @functools.lru_cache(maxsize=8)
 def make_engine(url: str) -> Engine:
     """One engine per URL and process (engines hold the connection pool)."""
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30})
+            engine = create_engine(url, connect_args=connect_args(url))
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(
-            url, pool_pre_ping=True, connect_args={"connect_timeout": 5}
-        )
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise DatabaseUnavailable(f"invalid database URL for {url_host(url)}: {exc}") from None
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args(url))
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:  # ValueError: the port
+        # The exception's text may quote the URL, password included: name its kind only.
+        raise DatabaseUnavailable(f"invalid database URL for {url_host(url)} "
+                                  f"({type(exc).__name__})") from None
 
 
 def alembic_config(url: str) -> Config:
@@ -63,6 +78,10 @@ def upgrade(url: str, revision: str = "head") -> None:
         raise DatabaseUnavailable(
             f"cannot reach database at {url_host(url)}: {type(exc.orig).__name__}"
         ) from None
+    except CommandError:  # a revision this code does not have: a newer lensbatch wrote it
+        raise DatabaseUnavailable(
+            f"database at {url_host(url)} has a schema revision this lensbatch does not "
+            "know (written by a newer version?): upgrade lensbatch") from None
 
 
 def downgrade(url: str, revision: str = "base") -> None:

@@ -2,18 +2,29 @@
 
 Every function is one transaction. Resume and cancel are worked out from the database
 alone, never from broker state.
+
+Concurrent submits share documents (stored once, by content hash). On PostgreSQL two
+transactions inserting the same new documents in different orders would deadlock, each
+waiting for the other's uncommitted rows. So one submit at a time inserts documents (a
+transaction-level advisory lock, taken before the first document and held to the
+commit), each chunk in content-hash order; and a transaction that loses a deadlock or
+a serialization conflict with any other writer runs again, reading the corpus again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import random
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 
-from lensbatch.corpus import Doc, chunked, read_corpus
+from lensbatch.corpus import DEFAULT_MAX_DOCUMENT_BYTES, Doc, chunked, read_corpus
 from lensbatch.errors import JobNotFound, UserError
 from lensbatch.jobspec import JobSpec
 from lensbatch.planning import TaskPlanner
@@ -24,6 +35,14 @@ from lensbatch.store.docstate import documents_without_result
 from lensbatch.store.upsert import insert_ignore
 
 INSERT_CHUNK = 1000
+# pg_advisory_xact_lock key held by a transaction that inserts documents (distinct from
+# migrations/env.py's).
+DOCUMENTS_LOCK_KEY = 7_316_204_912
+# SQLSTATEs of a transaction that lost a conflict and may simply run again.
+CONFLICT_SQLSTATES = {"40P01": "deadlock", "40001": "serialization failure"}
+CREATE_ATTEMPTS = 5
+
+log = logging.getLogger("lensbatch.store")
 
 
 @dataclass(frozen=True)
@@ -43,13 +62,10 @@ def job_row(connection: Connection, job_id: str) -> Any:
 
 def _store_chunk(connection: Connection, job_id: str, first_seq: int, docs: list[Doc]) -> None:
     hashes = [hashlib.sha256(d.text.encode("utf-8")).hexdigest() for d in docs]
-    insert_ignore(
-        connection,
-        schema.documents,
-        [{"content_hash": h, "text": d.text, "n_chars": len(d.text)}
-         for h, d in zip(hashes, docs, strict=True)],
-        keys=("content_hash",),
-    )
+    rows = {h: {"content_hash": h, "text": d.text, "n_chars": len(d.text)}
+            for h, d in zip(hashes, docs, strict=True)}
+    insert_ignore(connection, schema.documents, [rows[h] for h in sorted(rows)],
+                  keys=("content_hash",))
     ids = dict(connection.execute(
         select(schema.documents.c.content_hash, schema.documents.c.id).where(
             schema.documents.c.content_hash.in_(set(hashes))
@@ -62,8 +78,33 @@ def _store_chunk(connection: Connection, job_id: str, first_seq: int, docs: list
     ])
 
 
-def create_job(engine: Engine, corpus: str, spec: JobSpec) -> PlannedJob:
-    """Store the corpus and the job in one transaction; a bad corpus leaves nothing."""
+def conflict(exc: DBAPIError) -> str | None:
+    """'deadlock' or 'serialization failure' for a transaction that lost a conflict and
+    may run again, else None."""
+    return CONFLICT_SQLSTATES.get(str(getattr(exc.orig, "sqlstate", "")))
+
+
+def create_job(engine: Engine, corpus: str, spec: JobSpec,
+               max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> PlannedJob:
+    """Store the corpus and the job in one transaction; a bad corpus leaves nothing.
+
+    A transaction that loses a deadlock or a serialization conflict runs again.
+    """
+    attempt = 1
+    while True:
+        try:
+            return _create_job_once(engine, corpus, spec, max_document_bytes)
+        except DBAPIError as exc:
+            lost = conflict(exc)
+            if lost is None or attempt == CREATE_ATTEMPTS:
+                raise
+            log.warning("storing the job lost a %s; trying again", lost)
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
+            attempt += 1
+
+
+def _create_job_once(engine: Engine, corpus: str, spec: JobSpec,
+                     max_document_bytes: int) -> PlannedJob:
     job_id = uuid.uuid4().hex[:16]
     planner = TaskPlanner(spec.task_tokens)
     n_docs = 0
@@ -72,7 +113,9 @@ def create_job(engine: Engine, corpus: str, spec: JobSpec) -> PlannedJob:
             id=job_id, model=spec.model, settings=spec.to_json(), status=JobStatus.QUEUED,
             corpus=corpus, n_documents=0, n_tasks=0, created_at=now(),
         ))
-        for chunk in chunked(read_corpus(corpus), INSERT_CHUNK):
+        if connection.dialect.name == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(DOCUMENTS_LOCK_KEY)))
+        for chunk in chunked(read_corpus(corpus, max_document_bytes), INSERT_CHUNK):
             _store_chunk(connection, job_id, n_docs, chunk)
             for i, doc in enumerate(chunk):
                 planner.add(n_docs + i, len(doc.text))

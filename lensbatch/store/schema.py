@@ -25,6 +25,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from lensbatch.corpus import MAX_ID_CHARS
+from lensbatch.jobspec import MAX_MODEL_CHARS
 from lensbatch.metrics import HEAD_SCORES, STORED_METRICS
 
 metadata = MetaData()
@@ -33,7 +35,7 @@ metadata = MetaData()
 models = Table(
     "models",
     metadata,
-    Column("name", String(255), primary_key=True),
+    Column("name", String(MAX_MODEL_CHARS), primary_key=True),
     Column("source", String(32), nullable=False),  # builtin | local | hub
     Column("config", JSON, nullable=False),
     Column("weight_shapes", JSON, nullable=False),
@@ -45,7 +47,7 @@ jobs = Table(
     "jobs",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("model", String(255), nullable=False),
+    Column("model", String(MAX_MODEL_CHARS), nullable=False),
     Column("settings", JSON, nullable=False),
     Column("status", String(16), nullable=False),  # a lensbatch.status.JobStatus
     Column("corpus", Text, nullable=False),
@@ -75,7 +77,7 @@ job_documents = Table(
     metadata,
     Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True),
-    Column("doc_id", String(512), nullable=False),
+    Column("doc_id", String(MAX_ID_CHARS), nullable=False),
     Column("document_id", BigInteger().with_variant(Integer, "sqlite"),
            ForeignKey("documents.id"), nullable=False),
     Column("source", Text, nullable=False),
@@ -172,7 +174,7 @@ probes = Table(
     "probes",
     metadata,
     Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
-    Column("model", String(255), nullable=False),
+    Column("model", String(MAX_MODEL_CHARS), nullable=False),
     Column("n_tokens", Integer, nullable=False),
     Column("first_copy_loss", Float, nullable=True),
     Column("second_copy_loss", Float, nullable=True),

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from lensbatch.errors import UserError
 from lensbatch.jobspec import JobSpec
+from lensbatch.status import WORKER_LIVE_SECONDS
 from scheduler.context import invocation
 from scheduler.options import (
     Activations,
@@ -22,6 +23,7 @@ from scheduler.options import (
     Corpus,
     Device,
     Dtype,
+    MaxDocumentBytes,
     Model,
     NoBos,
     Queue,
@@ -29,6 +31,7 @@ from scheduler.options import (
     Stride,
     TaskTokens,
     job_spec,
+    with_document_limit,
 )
 
 console = Console()
@@ -46,6 +49,7 @@ def run(
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
+    max_document_bytes: MaxDocumentBytes = None,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
@@ -60,9 +64,9 @@ def run(
                             task_tokens=task_tokens, stride=stride, dtype=dtype),
                     activations, stats)
     state = invocation(ctx)
+    settings = with_document_limit(state.settings, max_document_bytes)
     view = ProgressView(sys.stderr, terminal=sys.stderr.isatty())  # stdout keeps the summary
-    report = run_local(state.engine, corpus, spec, device, view,
-                       cache_dir=state.settings.cache_dir)
+    report = run_local(state.engine, corpus, spec, device, view, settings)
     job_id = report.summary.job_id
     console.print(summary_table(report.summary, report.seconds,
                                 job_probe(state.engine, job_id)))
@@ -82,22 +86,31 @@ def submit(
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
+    max_document_bytes: MaxDocumentBytes = None,
 ) -> None:
-    """Store a corpus as a job and queue it for workers; prints the job id.
+    """Store a corpus as a job and queue it for workers; prints the job id, and warns
+    on standard error when no live worker consumes the queue.
 
     Example: lensbatch submit corpus/sample.jsonl --model gpt2-small-random --queue cpu
     """
+    from lensbatch.store.consumers import live_queues
     from lensbatch.store.jobs import create_job
     from scheduler.enqueue import check_broker, enqueue
+    from scheduler.output import print_warning
 
     state = invocation(ctx)
     spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
                             task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue),
                     activations, stats)
-    check_broker(state.settings)
-    job = create_job(state.engine, corpus, spec)
-    enqueue(state.settings, job.job_id, job.tasks, spec.queue)
+    settings = with_document_limit(state.settings, max_document_bytes)
+    check_broker(settings)
+    job = create_job(state.engine, corpus, spec, settings.max_document_bytes)
+    enqueue(settings, job.job_id, job.tasks, spec.queue)
     print(job.job_id)
+    if spec.queue not in live_queues(state.engine):
+        print_warning(f"no live worker consumes queue {spec.queue} (none has sent a "
+                      f"heartbeat in the last {WORKER_LIVE_SECONDS:.0f} s); the job waits "
+                      f"for one: lensbatch worker --queues {spec.queue}")
 
 
 def worker(
@@ -116,6 +129,7 @@ def worker(
     from lensbatch.hooks import split_list
     from lensbatch.jobspec import QUEUES
     from lensbatch.settings import mask_url
+    from scheduler.enqueue import check_broker_url
     from worker.tasks import create_worker
 
     if concurrency < 1:
@@ -124,6 +138,7 @@ def worker(
     if unknown or not split_list(queues):
         raise UserError(f"--queues takes {', '.join(QUEUES)} (comma-separated), got {queues}")
     settings = invocation(ctx).settings
+    check_broker_url(settings)  # kombu's own error would quote a piece of the password
     console.print(f"broker {mask_url(settings.broker_url)} · database "
                   f"{mask_url(settings.database_url)} · queues {queues} · device {device}",
                   highlight=False)

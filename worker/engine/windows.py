@@ -29,11 +29,11 @@ class Window:
 
 
 def split_windows(doc: int, tokens: list[int], n_ctx: int, stride: int) -> list[Window]:
+    n = len(tokens)
+    if n <= n_ctx:  # one window, whatever the stride
+        return [Window(doc, 0, tokens, 0)]
     if stride <= 0 or stride > n_ctx - 1:
         raise ValueError(f"stride must be in 1..{n_ctx - 1}, got {stride}")
-    n = len(tokens)
-    if n <= n_ctx:
-        return [Window(doc, 0, tokens, 0)]
     windows: list[Window] = []
     start, reached = 0, 0  # reached: targets up to this position are already scored
     while reached < n - 1:
