@@ -145,3 +145,28 @@ def test_standard_input_corpus_and_its_refusals(redis_server, sqlite_url: str) -
     user_error_line(refused, "<stdin>:1: document is 64 bytes of UTF-8, over the limit of 60")
     assert SECRET_TEXT not in refused.stderr
     assert count_rows(sqlite_url, schema.jobs) == 1
+
+
+def test_broker_refusing_messages_after_the_job_is_stored_names_resume(
+    tmp_path: Path, redis, sqlite_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    """The broker answers the check but refuses to store messages (out of memory): the
+    job is stored, `submit` says so in one line, and `resume` queues it later."""
+    import redis as redis_client
+
+    client = redis_client.Redis(port=redis.port)
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", "1")
+    env = {"LENSBATCH_DATABASE_URL": sqlite_url, "LENSBATCH_BROKER_URL": redis.url}
+    result = lensbatch("submit", str(jsonl(tmp_path / "c.jsonl", SECRET_TEXT)), "--model",
+                       "toy-induction", env=env)
+    line = user_error_line(result, "is stored but its tasks could not be queued at "
+                                   f"127.0.0.1:{redis.port} (OperationalError); once the "
+                                   "broker is back: lensbatch resume ")
+    job_id = line.rsplit(" ", 1)[1]
+    assert count_rows(sqlite_url, schema.jobs) == 1
+    client.config_set("maxmemory", "0")
+    resumed = lensbatch("resume", job_id, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert client.llen("cpu") == 1
+    client.close()
