@@ -45,6 +45,9 @@ BUILTINS = {b.name: b for b in (
     Builtin("toy-induction", ModelShape(n_layers=2, has_mlp=False, has_norm=False),
             "two attention-only layers set by hand: a previous-token head (0.1) and an "
             "induction head (1.2)"),
+    Builtin("toy-induction-ablated", ModelShape(n_layers=2, has_mlp=False, has_norm=False),
+            "toy-induction with its induction head (1.2) switched off (zero weights): it "
+            "predicts nothing, repeated text included; for comparisons"),
 )}
 
 # A local checkpoint with any of these has a tokenizer of its own.
