@@ -1,7 +1,7 @@
 """The `lensbatch` command line: the app, its commands, and the one place errors become
 one line on standard error.
 
-Commands live in scheduler/commands (evaluate.py, jobs.py, results.py) as plain
+Commands live in scheduler/commands (evaluate.py, jobs.py, results.py, compare.py) as plain
 functions; this module only registers them. Settings are read once per invocation
 (scheduler/context.py) and passed down.
 """
@@ -13,7 +13,7 @@ import sys
 import typer
 
 from lensbatch.errors import UserError
-from scheduler.commands import evaluate, jobs, results
+from scheduler.commands import compare, evaluate, jobs, results
 from scheduler.context import load_settings
 
 app = typer.Typer(
@@ -28,7 +28,8 @@ app.add_typer(db_app, name="db")
 
 for command in (evaluate.run, evaluate.submit, evaluate.worker, jobs.status, jobs.jobs,
                 results.results, results.heads, evaluate.score, evaluate.inspect,
-                jobs.resume, jobs.cancel, jobs.workers, results.report, results.export):
+                jobs.resume, jobs.cancel, jobs.workers, results.report, results.export,
+                compare.compare, compare.tokens):
     app.command()(command)
 db_app.command("upgrade")(jobs.db_upgrade)
 

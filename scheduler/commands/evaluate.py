@@ -23,6 +23,8 @@ from scheduler.options import (
     Device,
     Dtype,
     Model,
+    Models,
+    ModelsFile,
     NoBos,
     Queue,
     Stats,
@@ -37,7 +39,8 @@ console = Console()
 def run(
     ctx: typer.Context,
     corpus: Corpus,
-    model: Model = JobSpec.model,
+    model: Models = None,
+    models: ModelsFile = None,
     device: Device = "auto",
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
@@ -49,31 +52,45 @@ def run(
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
+    With several models (`--model A --model B`, or `--models FILE`), one job per model
+    over the same documents, grouped under a sweep id.
+
     Example: lensbatch run corpus/sample.jsonl --model toy-induction --activations pattern
     """
     from lensbatch.store.queries import job_probe
-    from scheduler.local import run_local
+    from scheduler.compare_view import job_intervals
+    from scheduler.local import run_jobs_local
     from scheduler.output import summary_table
     from scheduler.progress import ProgressView
+    from scheduler.sweep import members
 
-    spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                            task_tokens=task_tokens, stride=stride, dtype=dtype),
-                    activations, stats)
+    base = JobSpec(prepend_bos=not no_bos, batch_tokens=batch_tokens,
+                   task_tokens=task_tokens, stride=stride, dtype=dtype)
+    chosen = members(model, models, base, activations, stats)
     state = invocation(ctx)
-    view = ProgressView(sys.stderr, terminal=sys.stderr.isatty())  # stdout keeps the summary
-    report = run_local(state.engine, corpus, spec, device, view,
-                       cache_dir=state.settings.cache_dir)
-    job_id = report.summary.job_id
-    console.print(summary_table(report.summary, report.seconds,
-                                job_probe(state.engine, job_id)))
-    print(f"results: lensbatch results {job_id}")
-    print(f"heads:   lensbatch heads {job_id}")
+    reports = run_jobs_local(  # stdout keeps the summaries; progress goes to stderr
+        state.engine, corpus, chosen, device,
+        lambda: ProgressView(sys.stderr, terminal=sys.stderr.isatty()),
+        cache_dir=state.settings.cache_dir)
+    for report in reports:
+        job_id = report.summary.job_id
+        console.print(summary_table(report.summary, report.seconds,
+                                    job_probe(state.engine, job_id),
+                                    job_intervals(state.engine, job_id)))
+    sweep = reports[0].summary.sweep
+    if sweep is None:
+        print(f"results: lensbatch results {job_id}")
+        print(f"heads:   lensbatch heads {job_id}")
+    else:
+        print(f"report:  lensbatch report {sweep.sweep_id}")
+        print(f"compare: lensbatch compare {sweep.sweep_id}")
 
 
 def submit(
     ctx: typer.Context,
     corpus: Corpus,
-    model: Model = JobSpec.model,
+    model: Models = None,
+    models: ModelsFile = None,
     queue: Queue = JobSpec.queue,
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
@@ -85,19 +102,27 @@ def submit(
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id.
 
+    With several models (`--model A --model B`, or `--models FILE`), one job per model
+    over the same documents: prints the sweep id (`lensbatch status SWEEP` lists its
+    jobs).
+
     Example: lensbatch submit corpus/sample.jsonl --model gpt2-small-random --queue cpu
     """
-    from lensbatch.store.jobs import create_job
+    from lensbatch.store.jobs import create_jobs
     from scheduler.enqueue import check_broker, enqueue
+    from scheduler.sweep import members
 
     state = invocation(ctx)
-    spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                            task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue),
-                    activations, stats)
+    base = JobSpec(prepend_bos=not no_bos, batch_tokens=batch_tokens,
+                   task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue)
+    chosen = members(model, models, base, activations, stats)
     check_broker(state.settings)
-    job = create_job(state.engine, corpus, spec)
-    enqueue(state.settings, job.job_id, job.tasks, spec.queue)
-    print(job.job_id)
+    created = create_jobs(state.engine, corpus, chosen)
+    for job, member in zip(created.jobs, chosen, strict=True):
+        enqueue(state.settings, job.job_id, job.tasks, member.spec.queue)
+        if created.sweep_id is not None:
+            sys.stderr.write(f"job {job.job_id}: {member.spec.model}\n")
+    print(created.sweep_id or created.jobs[0].job_id)
 
 
 def worker(
