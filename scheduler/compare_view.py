@@ -128,15 +128,14 @@ def _change(a: float | None, b: float | None, diff: float | None) -> str:
 
 def table_sections(compared: Compared) -> list[tuple[str, list[str], list[dict[str, Any]]]]:
     """(heading, columns, rows of text) per part, for the table format."""
-    from scheduler.output import interval_text
+    from scheduler.output import difference_text, interval_text
 
     c, summaries = compared.comparison, compared.summaries
     rates = [{"job": s.job_id, "model": s.model, "step": _step(s),
               **{m.label: interval_text(r[m.name]) for m in RATES}}
              for s, r in zip(summaries, c.rates, strict=True)]
     diffs = [{"job": s.job_id, "model": s.model,
-              **{f"{m.name} difference": interval_text(d[m.name])
-                 + (" *" if d[m.name].excludes_zero else "") for m in RATES}}
+              **{f"{m.name} difference": difference_text(d[m.name]) for m in RATES}}
              for s, d in zip(summaries[1:], c.differences, strict=True)]
     heads = [{"job": row["job"], "head": f"{row['layer']}.{row['head']}",
               **{s.name: _change(row[f"baseline_{s.name}"], row[s.name],

@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lensbatch.bootstrap import SAMPLES, Interval
@@ -69,6 +70,11 @@ def interval_text(interval: Interval, digits: int = 4) -> str:
     return f"{shown} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 
+def difference_text(interval: Interval) -> str:
+    """interval_text, marked " *" where the interval excludes 0."""
+    return interval_text(interval) + (" *" if interval.excludes_zero else "")
+
+
 def _corpus_cell(summary: JobSummary, metric: DocMetric,
                  interval: Interval | None = None) -> str:
     value = summary.value(metric.name)
@@ -90,7 +96,7 @@ def summary_table(summary: JobSummary, seconds: float | None = None,
     shown = intervals or {}
     table = Table(title=f"job {summary.job_id} · {summary.model} · {summary.status}",
                   show_header=False,
-                  caption=INTERVAL_NOTE if any(i.low is not None for i in shown.values())
+                  caption=escape(INTERVAL_NOTE) if any(i.low is not None for i in shown.values())
                   else None)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
