@@ -5,7 +5,6 @@ toy-induction against toy-induction-ablated, the same weights with the induction
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,10 @@ from sqlalchemy import create_engine, select
 from lensbatch.store import schema
 from tests.cli import count_rows, lensbatch, user_error_line
 from tests.faults import REPO
+from tests.jobdb import repeated_corpus
 
-WORDS = ("alpha beta gamma delta river stone cloud market garden window silver orange "
-         "planet music lantern copper").split()
 Sweep = tuple[dict[str, str], str, Path]  # env, sweep id, folder
 COMPARE_TABLE = REPO / "bench-results" / "compare-toy-induction.md"
-
-
-def repeated_corpus(path: Path, n_docs: int = 12, seed: int = 1, prefix: str = "r") -> Path:
-    """Documents that say a random phrase twice: induction predicts the second copy."""
-    rng = random.Random(seed)
-    lines = []
-    for i in range(n_docs):
-        phrase = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 30)))
-        lines.append(json.dumps({"id": f"{prefix}{i}", "text": f"{phrase}. {phrase}."}))
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def jsonl(*args: str, env: dict[str, str]) -> list[dict[str, Any]]:
