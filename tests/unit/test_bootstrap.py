@@ -73,6 +73,15 @@ def test_draws_do_not_depend_on_how_they_are_chunked(monkeypatch: pytest.MonkeyP
     assert np.array_equal(resampled_sums({"x": column}, samples=200)["x"], whole)
 
 
+def test_a_column_sums_the_same_whatever_is_resampled_with_it() -> None:
+    """So `status` (one job) and `compare` (several) give a job the same interval."""
+    rng = np.random.default_rng(3)
+    a, b = rng.random(777) * 1000, rng.random(777)
+    alone = resampled_sums({"a": a})["a"]
+    together = resampled_sums({"b": b, "x": 2 * b, "a": a, "again": a.copy()})
+    assert np.array_equal(alone, together["a"]) and np.array_equal(alone, together["again"])
+
+
 def test_intervals_cover_the_true_rate_about_95_percent_of_the_time() -> None:
     """Corpora drawn from a known population: the true token-weighted loss is 3.0."""
     rng = np.random.default_rng(7)

@@ -220,3 +220,23 @@ def test_bad_model_lists_are_refused_before_anything_is_stored(tmp_path: Path,
     user_error_line(lensbatch("run", str(corpus), "-m", "toy-induction", "-m",
                               "no-such-model-xyz", env=env), "no-such-model-xyz")
     assert count_rows(sqlite_url, schema.jobs) == 0
+
+
+def test_tokens_are_coloured_by_loss_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from lensbatch.tokens import TokenScore
+    from scheduler.token_output import coloured_table, loss_share
+
+    tokens = [TokenScore(0, 50256, "<|endoftext|>", None, None, False, False, False),
+              TokenScore(1, 464, "The", 10.5, False, False, False, False),
+              TokenScore(2, 3797, " cat", 0.01, True, True, True, True)]
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, color_system="truecolor", width=100).print(
+        coloured_table(tokens))
+    text = out.getvalue()
+    assert "\x1b[" in text and "novel hit" in text
+    assert "48;2;255;" in text  # the 10.5-nat token at full red
+    assert loss_share(None) == 0.0 and loss_share(5.0) == 0.5 and loss_share(50.0) == 1.0
