@@ -11,9 +11,16 @@ import time
 from pathlib import Path
 
 from bench.report import Row, print_table, write_json
-from bench.rows import Options, forward_rows, memory_rows, queue_rows, submit_rows
+from bench.rows import (
+    Options,
+    forward_rows,
+    interval_rows,
+    memory_rows,
+    queue_rows,
+    submit_rows,
+)
 
-ALL_ROWS = "abcdefgh"
+ALL_ROWS = "abcdefghi"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -29,13 +36,16 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--batch-tokens", type=int, default=None,
                         help="tokens per forward pass (default: the worker's for the device)")
     parser.add_argument("--submit-docs", type=int, default=100_000)
+    parser.add_argument("--interval-docs", type=int, default=100_000,
+                        help="documents per job for row i (intervals, compare)")
     parser.add_argument("--rows", default=ALL_ROWS, help="which rows to run, e.g. abcd")
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
     args = parser.parse_args(argv)
     return Options(model=args.model, device=args.device, dtype=args.dtype, scale=args.scale,
                    per_length=args.per_length,
                    reps=args.reps, batch_tokens=args.batch_tokens,
-                   submit_docs=args.submit_docs, rows=args.rows, out=Path(args.out))
+                   submit_docs=args.submit_docs, rows=args.rows, out=Path(args.out),
+                   interval_docs=args.interval_docs)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
-                               ("f", submit_rows), ("g", memory_rows)):
+                               ("f", submit_rows), ("g", memory_rows), ("i", interval_rows)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)

@@ -25,6 +25,7 @@ class Options:
     submit_docs: int
     rows: str
     out: Path
+    interval_docs: int = 100_000
 
 
 def _rate(tokens: int, seconds: list[float]) -> float:
@@ -169,4 +170,21 @@ def submit_rows(options: Options, work: Path) -> list[Row]:
         Row("f", "submit wall time", run.seconds, "s", note=note),
         Row("f", "submit peak RSS", run.peak_rss_mb, "MB", target="< 300 MB",
             met=run.peak_rss_mb < 300, note="the scheduler process"),
+    ]
+
+
+def interval_rows(options: Options, work: Path) -> list[Row]:
+    """i: what the 95% intervals of a large job cost (`status`, `run`, the report,
+    `compare`)."""
+    from bench.intervals import interval_times, summary
+
+    n = options.interval_docs
+    s = summary(interval_times(work, n, options.reps))
+    note = f"{n:,} documents, 1,000 resamples, SQLite"
+    return [
+        Row("i", "read per-document sums of a job", s["read"], "s", note=note),
+        Row("i", "bootstrap intervals of a job", s["one_job"], "s",
+            note="status, run and the report pay read + this"),
+        Row("i", "compare of two jobs (rates, paired differences)", s["two_jobs"], "s",
+            note="on the same documents; plus two reads"),
     ]

@@ -47,6 +47,9 @@ BUILTINS = {b.name: b for b in (
     Builtin("toy-induction", ModelShape(n_layers=2, has_mlp=False, has_norm=False), 1024,
             "two attention-only layers set by hand: a previous-token head (0.1) and an "
             "induction head (1.2)"),
+    Builtin("toy-induction-ablated", ModelShape(n_layers=2, has_mlp=False, has_norm=False),
+            1024, "toy-induction with its induction head (1.2) switched off (zero weights): it "
+            "predicts nothing, repeated text included; for comparisons"),
 )}
 # config.json keys that give a local checkpoint's layer count and its context length.
 LAYER_KEYS = ("n_layer", "num_hidden_layers", "n_layers")

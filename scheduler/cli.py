@@ -1,8 +1,8 @@
 """The `lensbatch` command line: the app, its commands, and the one place errors become
 one line on standard error.
 
-Commands live in scheduler/commands (evaluate.py, jobs.py, results.py) as plain
-functions; this module only registers them. A database error that reaches main (a
+Commands live in scheduler/commands (evaluate.py, jobs.py, results.py, compare.py) as
+plain functions; this module only registers them. A database error that reaches main (a
 server stopped mid-way, a constraint violated) is one line too: the host and the kind
 of error, never the statement or its parameters; a file the user named that cannot be
 written or read is one line naming it. Settings are read once per invocation
@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from lensbatch.errors import UserError
 from lensbatch.settings import url_host
 from lensbatch.store.errors import describe_db_error
-from scheduler.commands import evaluate, jobs, results
+from scheduler.commands import compare, evaluate, jobs, results
 from scheduler.context import Invocation, load_settings
 
 app = typer.Typer(
@@ -35,7 +35,8 @@ app.add_typer(db_app, name="db")
 
 for command in (evaluate.run, evaluate.submit, evaluate.worker, jobs.status, jobs.jobs,
                 results.results, results.heads, evaluate.score, evaluate.inspect,
-                jobs.resume, jobs.cancel, jobs.workers, results.report, results.export):
+                jobs.resume, jobs.cancel, jobs.workers, results.report, results.export,
+                compare.compare, compare.tokens):
     app.command()(command)
 db_app.command("upgrade")(jobs.db_upgrade)
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -16,10 +18,13 @@ from lensbatch.errors import ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.settings import Settings
 from lensbatch.status import JobStatus
-from lensbatch.store.jobs import create_job
+from lensbatch.store.jobs import Member, PlannedJob, create_jobs
 from lensbatch.store.progress import read_snapshot
 from lensbatch.store.queries import JobSummary, job_summary
 from scheduler.progress import ProgressView
+
+if TYPE_CHECKING:
+    from worker.service import Runtime
 
 DEFAULTS = Settings()
 
@@ -50,18 +55,44 @@ def run_local(
     """Evaluate every task of a new job here; `view` shows progress after each task.
 
     settings: the cache directory and the largest document accepted."""
-    from worker.engine.batching import batch_budget
+    return run_jobs_local(engine, corpus, [Member(spec)], device, lambda: view, settings)[0]
+
+
+def run_jobs_local(
+    engine: Engine, corpus: str, members: list[Member], device: str,
+    views: Callable[[], ProgressView | None] = lambda: None,
+    settings: Settings = DEFAULTS,
+) -> list[RunReport]:
+    """Store the corpus once with one job per member (a sweep when there are several),
+    then evaluate the jobs here one after the other; `views()` gives each job's
+    progress view. Every model is loaded, its hooks and stride checked, before anything
+    is stored."""
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, resolve_hooks
-    from worker.service import Runtime, process_task_settled
+    from worker.service import Runtime
 
     runtime = Runtime(device=str(pick_device(device)), cache_dir=settings.cache_dir)
-    # Fail before storing anything: a model that cannot load, a hook it does not have, a
-    # stride longer than its context.
-    model = load_model(spec.model, runtime.device, spec.dtype, settings.cache_dir)
-    resolve_hooks(model, spec.activations)
-    spec.check_stride(int(model.cfg.n_ctx))
-    job = create_job(engine, corpus, spec, settings.max_document_bytes)
+    for member in members:  # a model that cannot load, a hook it lacks, a stride too long
+        model = load_model(member.spec.model, runtime.device, member.spec.dtype,
+                           settings.cache_dir)
+        resolve_hooks(model, member.spec.activations)
+        member.spec.check_stride(int(model.cfg.n_ctx))
+    created = create_jobs(engine, corpus, members, settings.max_document_bytes)
+    reports = [_evaluate(engine, job, member.spec, runtime, views())
+               for job, member in zip(created.jobs, members, strict=True)]
+    failed = [r.summary for r in reports if r.summary.status == JobStatus.FAILED]
+    if failed:
+        raise ModelUnavailable("; ".join(s.error or f"job {s.job_id} failed" for s in failed))
+    return reports
+
+
+def _evaluate(engine: Engine, job: PlannedJob, spec: JobSpec, runtime: Runtime,
+              view: ProgressView | None) -> RunReport:
+    from worker.engine.batching import batch_budget
+    from worker.engine.models import load_model
+    from worker.service import process_task_settled
+
+    load_model(spec.model, runtime.device, spec.dtype, runtime.cache_dir)  # not timed
     started = time.perf_counter()
     with view if view is not None else contextlib.nullcontext():
         if view is not None:
@@ -71,8 +102,4 @@ def run_local(
             process_task_settled(engine, job.job_id, seqs, runtime)
             if view is not None:
                 view.show(read_snapshot(engine, job.job_id))
-    seconds = time.perf_counter() - started
-    summary = job_summary(engine, job.job_id)
-    if summary.status == JobStatus.FAILED:
-        raise ModelUnavailable(summary.error or "job failed")
-    return RunReport(summary, seconds)
+    return RunReport(job_summary(engine, job.job_id), time.perf_counter() - started)

@@ -18,6 +18,13 @@ from lensbatch.settings import Settings
 Corpus = Annotated[str, typer.Argument(help="A .jsonl, .txt/.md, a directory, or -.")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Built-in name, hub name or "
                                     "local checkpoint directory.")]
+Models = Annotated[list[str] | None, typer.Option(
+    "--model", "-m", help="Built-in name, hub name or local checkpoint directory; give it "
+    "again for a sweep (one job per model over the same documents, compared with "
+    "`lensbatch compare SWEEP`). Default: gpt2-small-random.")]
+ModelsFile = Annotated[str | None, typer.Option(
+    "--models", help="A file listing the models of a sweep in order, one a line (such as "
+    "training checkpoints); `MODEL STEP` gives a checkpoint's training step.")]
 BatchTokens = Annotated[int | None, typer.Option(
     help="Tokens per forward pass (batch x length); default 1024 on CPU, 8192 on GPU.")]
 TaskTokens = Annotated[int, typer.Option(help="Approximate tokens per queued task.")]

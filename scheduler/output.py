@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from lensbatch.bootstrap import SAMPLES, Interval
 from lensbatch.errors import UserError
 from lensbatch.metrics import DOC_METRICS, DocMetric, Ratio
 from lensbatch.store.queries import JobSummary, ProbeSummary
@@ -44,36 +46,68 @@ def write_rows(
             count += 1
     else:
         table = Table(*columns)
+        widths = [max(len(c), 8) for c in columns]  # every header and cell in full
         for row in rows:
-            table.add_row(*(_fmt(row[c]) for c in columns))
+            cells = [_fmt(row[c]) for c in columns]
+            widths = [max(w, len(cell)) for w, cell in zip(widths, cells, strict=True)]
+            table.add_row(*cells)
             count += 1
-        width = sum(max(len(c), 8) + 3 for c in columns)  # every header in full
-        Console(file=out, width=max(120, width)).print(table)
+        Console(file=out, width=max(120, sum(w + 3 for w in widths) + 1)).print(table)
     return count
 
 
-def _corpus_cell(summary: JobSummary, metric: DocMetric) -> str:
+INTERVAL_NOTE = (f"[low, high]: 95% interval, bootstrap over documents ({SAMPLES:,} "
+                 "resamples, seeded)")
+
+
+def interval_text(interval: Interval, digits: int = 4) -> str:
+    """"3.4567 [3.4012, 3.5123]", or the value alone where there is no interval."""
+    if interval.value is None:
+        return "-"
+    shown = f"{interval.value:.{digits}f}"
+    if interval.low is None or interval.high is None:
+        return shown
+    return f"{shown} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
+
+
+def difference_text(interval: Interval) -> str:
+    """interval_text, marked " *" where the interval excludes 0."""
+    return interval_text(interval) + (" *" if interval.excludes_zero else "")
+
+
+def _corpus_cell(summary: JobSummary, metric: DocMetric,
+                 interval: Interval | None = None) -> str:
     value = summary.value(metric.name)
     if metric.kind == "count" and value is not None:
         return str(int(value))
+    shown = _fmt(value) if interval is None else interval_text(interval)
     if isinstance(metric.corpus, Ratio) and metric.corpus.show_parts:
         parts = (int(summary.totals[metric.corpus.numerator]),
                  int(summary.totals[metric.corpus.denominator]))
-        return f"{_fmt(value)} ({parts[0]}/{parts[1]})"
-    return _fmt(value)
+        return f"{shown} ({parts[0]}/{parts[1]})"
+    return shown
 
 
 def summary_table(summary: JobSummary, seconds: float | None = None,
-                  probe: ProbeSummary | None = None) -> Table:
-    """`run`'s and `status`'s summary: the headline metrics of the registry."""
+                  probe: ProbeSummary | None = None,
+                  intervals: Mapping[str, Interval] | None = None) -> Table:
+    """`run`'s and `status`'s summary: the headline metrics of the registry, rates with
+    their 95% intervals where `intervals` has them."""
+    shown = intervals or {}
     table = Table(title=f"job {summary.job_id} · {summary.model} · {summary.status}",
-                  show_header=False)
+                  show_header=False,
+                  caption=escape(INTERVAL_NOTE) if any(i.low is not None for i in shown.values())
+                  else None)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
+    if summary.sweep is not None:
+        step = "" if summary.sweep.step is None else f", step {summary.sweep.step}"
+        table.add_row("sweep", f"{summary.sweep.sweep_id} (model {summary.sweep.index + 1}"
+                               f"{step})")
     table.add_row("documents", f"{summary.n_done} / {summary.n_documents}")
     for metric in DOC_METRICS:
         if metric.headline:
-            table.add_row(metric.label, _corpus_cell(summary, metric))
+            table.add_row(metric.label, _corpus_cell(summary, metric, shown.get(metric.name)))
     if probe is not None:
         table.add_row(f"induction probe loss ({probe.n_tokens} random tokens, twice)",
                       f"{_fmt(probe.first_copy_loss)} -> {_fmt(probe.second_copy_loss)}")

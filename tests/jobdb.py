@@ -1,8 +1,10 @@
-"""A finished job in a fresh SQLite database, evaluated in-process by a tiny real model."""
+"""A finished job in a fresh SQLite database, evaluated in-process by a tiny real model,
+and the corpora the tests evaluate."""
 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -19,6 +21,21 @@ DOCS = [
     {"id": "short", "text": "A short note."},
     {"id": "long", "text": " ".join(f"word{i % 17} and more" for i in range(60))},
 ]
+
+
+PHRASE_WORDS = ("alpha beta gamma delta river stone cloud market garden window silver "
+                "orange planet music lantern copper").split()
+
+
+def repeated_corpus(path: Path, n_docs: int = 12, seed: int = 1, prefix: str = "r") -> Path:
+    """Documents that say a random phrase twice: induction predicts the second copy."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n_docs):
+        phrase = " ".join(rng.choice(PHRASE_WORDS) for _ in range(rng.randint(8, 30)))
+        lines.append(json.dumps({"id": f"{prefix}{i}", "text": f"{phrase}. {phrase}."}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def write_corpus(path: Path) -> Path:

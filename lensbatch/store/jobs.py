@@ -60,7 +60,8 @@ def job_row(connection: Connection, job_id: str) -> Any:
     return job
 
 
-def _store_chunk(connection: Connection, job_id: str, first_seq: int, docs: list[Doc]) -> None:
+def _document_ids(connection: Connection, docs: list[Doc]) -> list[int]:
+    """Store the texts not stored yet (once whatever the number of jobs); their ids."""
     hashes = [hashlib.sha256(d.text.encode("utf-8")).hexdigest() for d in docs]
     rows = {h: {"content_hash": h, "text": d.text, "n_chars": len(d.text)}
             for h, d in zip(hashes, docs, strict=True)}
@@ -71,11 +72,60 @@ def _store_chunk(connection: Connection, job_id: str, first_seq: int, docs: list
             schema.documents.c.content_hash.in_(set(hashes))
         )
     ).all())
-    connection.execute(schema.job_documents.insert(), [
-        {"job_id": job_id, "seq": first_seq + i, "doc_id": d.doc_id,
-         "document_id": ids[h], "source": d.source}
-        for i, (h, d) in enumerate(zip(hashes, docs, strict=True))
-    ])
+    return [ids[h] for h in hashes]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One job of a submission: its options and, for a training checkpoint, its step."""
+
+    spec: JobSpec
+    step: int | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    """The jobs of one submission, in order; sweep_id is None for a single job."""
+
+    jobs: list[PlannedJob]
+    sweep_id: str | None
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def _create_jobs_once(engine: Engine, corpus: str, members: list[Member],
+                      max_document_bytes: int) -> Created:
+    sweep_id = new_id() if len(members) > 1 else None
+    job_ids = [new_id() for _ in members]
+    planner = TaskPlanner(members[0].spec.task_tokens)  # a sweep's jobs share options
+    n_docs = 0
+    with engine.begin() as connection:
+        connection.execute(schema.jobs.insert(), [{
+            "id": job_id, "model": member.spec.model, "settings": member.spec.to_json(),
+            "status": JobStatus.QUEUED, "corpus": corpus, "n_documents": 0, "n_tasks": 0,
+            "created_at": now(), "sweep_id": sweep_id,
+            "sweep_index": index if sweep_id else None, "sweep_step": member.step,
+        } for index, (job_id, member) in enumerate(zip(job_ids, members, strict=True))])
+        if connection.dialect.name == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(DOCUMENTS_LOCK_KEY)))
+        for chunk in chunked(read_corpus(corpus, max_document_bytes), INSERT_CHUNK):
+            ids = _document_ids(connection, chunk)
+            connection.execute(schema.job_documents.insert(), [
+                {"job_id": job_id, "seq": n_docs + i, "doc_id": d.doc_id,
+                 "document_id": document_id, "source": d.source}
+                for job_id in job_ids
+                for i, (document_id, d) in enumerate(zip(ids, chunk, strict=True))
+            ])
+            for i, doc in enumerate(chunk):
+                planner.add(n_docs + i, len(doc.text))
+            n_docs += len(chunk)
+        connection.execute(update(schema.jobs).where(schema.jobs.c.id.in_(job_ids)).values(
+            n_documents=n_docs, n_tasks=len(planner.tasks)
+        ))
+    return Created([PlannedJob(job_id, planner.tasks, n_docs) for job_id in job_ids],
+                   sweep_id)
 
 
 def conflict(exc: DBAPIError) -> str | None:
@@ -84,16 +134,19 @@ def conflict(exc: DBAPIError) -> str | None:
     return CONFLICT_SQLSTATES.get(str(getattr(exc.orig, "sqlstate", "")))
 
 
-def create_job(engine: Engine, corpus: str, spec: JobSpec,
-               max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> PlannedJob:
-    """Store the corpus and the job in one transaction; a bad corpus leaves nothing.
+def create_jobs(engine: Engine, corpus: str, members: list[Member],
+                max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> Created:
+    """Store the corpus once and one job per member over the same documents, in one
+    transaction; several members form a sweep. A bad corpus leaves nothing.
 
     A transaction that loses a deadlock or a serialization conflict runs again.
     """
+    if not members:
+        raise UserError("no model given")
     attempt = 1
     while True:
         try:
-            return _create_job_once(engine, corpus, spec, max_document_bytes)
+            return _create_jobs_once(engine, corpus, members, max_document_bytes)
         except DBAPIError as exc:
             lost = conflict(exc)
             if lost is None or attempt == CREATE_ATTEMPTS:
@@ -103,27 +156,10 @@ def create_job(engine: Engine, corpus: str, spec: JobSpec,
             attempt += 1
 
 
-def _create_job_once(engine: Engine, corpus: str, spec: JobSpec,
-                     max_document_bytes: int) -> PlannedJob:
-    job_id = uuid.uuid4().hex[:16]
-    planner = TaskPlanner(spec.task_tokens)
-    n_docs = 0
-    with engine.begin() as connection:
-        connection.execute(schema.jobs.insert().values(
-            id=job_id, model=spec.model, settings=spec.to_json(), status=JobStatus.QUEUED,
-            corpus=corpus, n_documents=0, n_tasks=0, created_at=now(),
-        ))
-        if connection.dialect.name == "postgresql":
-            connection.execute(select(func.pg_advisory_xact_lock(DOCUMENTS_LOCK_KEY)))
-        for chunk in chunked(read_corpus(corpus, max_document_bytes), INSERT_CHUNK):
-            _store_chunk(connection, job_id, n_docs, chunk)
-            for i, doc in enumerate(chunk):
-                planner.add(n_docs + i, len(doc.text))
-            n_docs += len(chunk)
-        connection.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(
-            n_documents=n_docs, n_tasks=len(planner.tasks)
-        ))
-    return PlannedJob(job_id, planner.tasks, n_docs)
+def create_job(engine: Engine, corpus: str, spec: JobSpec,
+               max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> PlannedJob:
+    """Store the corpus and the job in one transaction; a bad corpus leaves nothing."""
+    return create_jobs(engine, corpus, [Member(spec)], max_document_bytes).jobs[0]
 
 
 def fail_job(engine: Engine, job_id: str, message: str) -> None:

@@ -22,6 +22,13 @@ SUMMED = tuple(m.name for m in DOC_METRICS if m.corpus == "sum")
 
 
 @dataclass(frozen=True)
+class SweepPlace:
+    sweep_id: str
+    index: int  # from 0, in the order the models were given
+    step: int | None  # training step, where one was given
+
+
+@dataclass(frozen=True)
 class JobSummary:
     job_id: str
     model: str
@@ -31,6 +38,7 @@ class JobSummary:
     n_done: int
     totals: dict[str, float]  # every summed metric over the documents with results
     created_at: datetime | None
+    sweep: SweepPlace | None = None  # the job's place in a sweep, if it is in one
 
     def value(self, name: str) -> float | None:
         """The corpus number of a registry metric (a sum, or a rate of sums)."""
@@ -55,7 +63,14 @@ def _summary(connection: Connection, job: Any) -> JobSummary:
     totals = {name: float(value) for name, value in zip(SUMMED, row[1:], strict=True)}
     return JobSummary(job_id=job.id, model=job.model, status=job.status, error=job.error,
                       n_documents=job.n_documents, n_done=int(row[0]), totals=totals,
-                      created_at=job.created_at)
+                      created_at=job.created_at, sweep=sweep_place(job))
+
+
+def sweep_place(job: Any) -> SweepPlace | None:
+    """A jobs row's place in its sweep, or None."""
+    if job.sweep_id is None:
+        return None
+    return SweepPlace(job.sweep_id, int(job.sweep_index or 0), job.sweep_step)
 
 
 def job_summary(engine: Engine, job_id: str) -> JobSummary:

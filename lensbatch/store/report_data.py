@@ -57,3 +57,35 @@ def hit_tokens(engine: Engine, job_id: str, seq: int) -> list[Any]:
             select(table.c.position, table.c.token, table.c.novel)
             .where(table.c.job_id == job_id, table.c.seq == seq)
             .order_by(table.c.position)))
+
+
+def find_document(engine: Engine, job_id: str, doc_id: str) -> Any | None:
+    """A job's document by its corpus id: seq, doc_id, source and text; None if the job
+    has no such document."""
+    d, jd = schema.documents, schema.job_documents
+    with engine.connect() as connection:
+        return connection.execute(
+            select(jd.c.seq, jd.c.doc_id, jd.c.source, d.c.text)
+            .join(d, d.c.id == jd.c.document_id)
+            .where(jd.c.job_id == job_id, jd.c.doc_id == doc_id)).first()
+
+
+def stored_result(engine: Engine, job_id: str, seq: int) -> Any | None:
+    """The results row of one document (every stored metric), or None without one."""
+    r = schema.results
+    with engine.connect() as connection:
+        return connection.execute(
+            select(r).where(r.c.job_id == job_id, r.c.seq == seq)).first()
+
+
+def hardest_documents(engine: Engine, job_id: str, n: int) -> list[Any]:
+    """The n documents with the highest loss, highest first (ties in corpus order):
+    seq, doc_id, source, text and every stored metric."""
+    r, jd, d = schema.results, schema.job_documents, schema.documents
+    query = (select(r, jd.c.doc_id, jd.c.source, d.c.text)
+             .join(jd, (jd.c.job_id == r.c.job_id) & (jd.c.seq == r.c.seq))
+             .join(d, d.c.id == jd.c.document_id)
+             .where(r.c.job_id == job_id, r.c.loss.is_not(None))
+             .order_by(r.c.loss.desc(), r.c.seq).limit(n))
+    with engine.connect() as connection:
+        return list(connection.execute(query))

@@ -57,6 +57,11 @@ jobs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # A sweep: jobs of several models over the same documents (`--model A --model B`),
+    # in the order given (sweep_index, from 0), with a training step where one is known.
+    Column("sweep_id", String(64), nullable=True, index=True),
+    Column("sweep_index", Integer, nullable=True),
+    Column("sweep_step", BigInteger, nullable=True),
 )
 
 # Document texts, stored once whatever the number of jobs that use them.

@@ -25,6 +25,8 @@ from scheduler.options import (
     Dtype,
     MaxDocumentBytes,
     Model,
+    Models,
+    ModelsFile,
     NoBos,
     Queue,
     Stats,
@@ -40,7 +42,8 @@ console = Console()
 def run(
     ctx: typer.Context,
     corpus: Corpus,
-    model: Model = JobSpec.model,
+    model: Models = None,
+    models: ModelsFile = None,
     device: Device = "auto",
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
@@ -53,31 +56,45 @@ def run(
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
+    With several models (`--model A --model B`, or `--models FILE`), one job per model
+    over the same documents, grouped under a sweep id.
+
     Example: lensbatch run corpus/sample.jsonl --model toy-induction --activations pattern
     """
     from lensbatch.store.queries import job_probe
-    from scheduler.local import run_local
+    from scheduler.compare_view import job_intervals
+    from scheduler.local import run_jobs_local
     from scheduler.output import summary_table
     from scheduler.progress import ProgressView
+    from scheduler.sweep import members
 
-    spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                            task_tokens=task_tokens, stride=stride, dtype=dtype),
-                    activations, stats)
+    base = JobSpec(prepend_bos=not no_bos, batch_tokens=batch_tokens,
+                   task_tokens=task_tokens, stride=stride, dtype=dtype)
+    chosen = members(model, models, base, activations, stats)
     state = invocation(ctx)
     settings = with_document_limit(state.settings, max_document_bytes)
-    view = ProgressView(sys.stderr, terminal=sys.stderr.isatty())  # stdout keeps the summary
-    report = run_local(state.engine, corpus, spec, device, view, settings)
-    job_id = report.summary.job_id
-    console.print(summary_table(report.summary, report.seconds,
-                                job_probe(state.engine, job_id)))
-    print(f"results: lensbatch results {job_id}")
-    print(f"heads:   lensbatch heads {job_id}")
+    reports = run_jobs_local(  # stdout keeps the summaries; progress goes to stderr
+        state.engine, corpus, chosen, device,
+        lambda: ProgressView(sys.stderr, terminal=sys.stderr.isatty()), settings)
+    for report in reports:
+        job_id = report.summary.job_id
+        console.print(summary_table(report.summary, report.seconds,
+                                    job_probe(state.engine, job_id),
+                                    job_intervals(state.engine, job_id)))
+    sweep = reports[0].summary.sweep
+    if sweep is None:
+        print(f"results: lensbatch results {job_id}")
+        print(f"heads:   lensbatch heads {job_id}")
+    else:
+        print(f"report:  lensbatch report {sweep.sweep_id}")
+        print(f"compare: lensbatch compare {sweep.sweep_id}")
 
 
 def submit(
     ctx: typer.Context,
     corpus: Corpus,
-    model: Model = JobSpec.model,
+    model: Models = None,
+    models: ModelsFile = None,
     queue: Queue = JobSpec.queue,
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
@@ -91,26 +108,34 @@ def submit(
     """Store a corpus as a job and queue it for workers; prints the job id, and warns
     on standard error when no live worker consumes the queue.
 
+    With several models (`--model A --model B`, or `--models FILE`), one job per model
+    over the same documents: prints the sweep id (`lensbatch status SWEEP` lists its
+    jobs).
+
     Example: lensbatch submit corpus/sample.jsonl --model gpt2-small-random --queue cpu
     """
     from lensbatch.store.consumers import live_queues
-    from lensbatch.store.jobs import create_job
+    from lensbatch.store.jobs import create_jobs
     from scheduler.enqueue import check_broker, enqueue
     from scheduler.output import print_warning
+    from scheduler.sweep import members
 
     state = invocation(ctx)
-    spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                            task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue),
-                    activations, stats)
+    base = JobSpec(prepend_bos=not no_bos, batch_tokens=batch_tokens,
+                   task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue)
+    chosen = members(model, models, base, activations, stats)
     settings = with_document_limit(state.settings, max_document_bytes)
     check_broker(settings)
-    job = create_job(state.engine, corpus, spec, settings.max_document_bytes)
-    enqueue(settings, job.job_id, job.tasks, spec.queue)
-    print(job.job_id)
-    if spec.queue not in live_queues(state.engine):
-        print_warning(f"no live worker consumes queue {spec.queue} (none has sent a "
+    created = create_jobs(state.engine, corpus, chosen, settings.max_document_bytes)
+    for job, member in zip(created.jobs, chosen, strict=True):
+        enqueue(settings, job.job_id, job.tasks, member.spec.queue)
+        if created.sweep_id is not None:
+            sys.stderr.write(f"job {job.job_id}: {member.spec.model}\n")
+    print(created.sweep_id or created.jobs[0].job_id)
+    if queue not in live_queues(state.engine):
+        print_warning(f"no live worker consumes queue {queue} (none has sent a "
                       f"heartbeat in the last {WORKER_LIVE_SECONDS:.0f} s); the job waits "
-                      f"for one: lensbatch worker --queues {spec.queue}")
+                      f"for one: lensbatch worker --queues {queue}")
 
 
 def worker(

@@ -33,28 +33,56 @@ def print_jobs(engine: Engine) -> None:
     from lensbatch.store.queries import list_jobs
     from scheduler.output import write_rows
 
-    rows = [{"job": s.job_id, "model": s.model, "status": s.status,
-             "documents": f"{s.n_done}/{s.n_documents}", "loss": s.loss,
+    rows = [{"job": s.job_id, "model": s.model,
+             "sweep": "-" if s.sweep is None else f"{s.sweep.sweep_id}/{s.sweep.index + 1}",
+             "status": s.status, "documents": f"{s.n_done}/{s.n_documents}", "loss": s.loss,
              "created": s.created_at.strftime("%Y-%m-%d %H:%M") if s.created_at else "-"}
             for s in list_jobs(engine)]
-    write_rows(rows, ("job", "model", "status", "documents", "loss", "created"), "table",
-               sys.stdout)
+    write_rows(rows, ("job", "model", "sweep", "status", "documents", "loss", "created"),
+               "table", sys.stdout)
+
+
+def print_sweep(engine: Engine, sweep_id: str) -> None:
+    """`status SWEEP`: one row per job, in the sweep's order, rates with intervals."""
+    from lensbatch.compare import RATES
+    from lensbatch.store.queries import job_summary
+    from lensbatch.store.sweeps import sweep_jobs
+    from scheduler.compare_view import job_intervals
+    from scheduler.output import INTERVAL_NOTE, interval_text, write_rows
+
+    rows = []
+    for member in sweep_jobs(engine, sweep_id):
+        summary = job_summary(engine, member.job_id)
+        intervals = job_intervals(engine, member.job_id)
+        rows.append({"#": member.index + 1, "job": member.job_id, "model": member.model,
+                     "step": member.step, "status": summary.status,
+                     "documents": f"{summary.n_done}/{summary.n_documents}",
+                     **{m.label: interval_text(intervals[m.name]) for m in RATES}})
+    print(f"sweep {sweep_id}: {len(rows)} jobs over the same documents")
+    write_rows(rows, ("#", "job", "model", "step", "status", "documents",
+                      *(m.label for m in RATES)), "table", sys.stdout)
+    print(INTERVAL_NOTE)
 
 
 def status(
     ctx: typer.Context,
-    job: Annotated[str | None, typer.Argument(help="Job id; default: recent jobs.")] = None,
+    job: Annotated[str | None, typer.Argument(
+        help="Job id, or a sweep id (its jobs); default: recent jobs.")] = None,
     watch: Annotated[bool, typer.Option(help="Live progress until the job finishes: "
                                         "documents, tokens, tokens/s, ETA, failed "
                                         "documents, active workers. Plain lines when "
                                         "stdout is not a terminal.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
 ) -> None:
-    """Show a job's progress, counted from results in the database.
+    """Show a job's progress, counted from results in the database; for a finished job,
+    loss and accuracy with their 95% intervals. A sweep id lists the sweep's jobs.
 
     Example: lensbatch status 3f2a9c1e0b7d4e21 --watch
     """
+    from lensbatch.status import FINISHED
     from lensbatch.store.queries import failed_documents, job_summary
+    from lensbatch.store.sweeps import sweep_jobs
+    from scheduler.compare_view import job_intervals
     from scheduler.output import summary_table, write_rows
 
     engine = invocation(ctx).engine
@@ -62,13 +90,18 @@ def status(
         print_jobs(engine)
         print_workers(engine)
         return
+    if not watch and sweep_jobs(engine, job):
+        print_sweep(engine, job)
+        return
     if watch:
         from scheduler.progress import ProgressView
         from scheduler.progress import watch as watch_job
 
         with ProgressView(sys.stdout, terminal=sys.stdout.isatty()) as view:
             watch_job(engine, job, view, interval)
-    console.print(summary_table(job_summary(engine, job)))
+    summary = job_summary(engine, job)
+    intervals = job_intervals(engine, job) if summary.status in FINISHED else None
+    console.print(summary_table(summary, intervals=intervals))
     failed = failed_documents(engine, job)
     if failed:
         console.print(f"{len(failed)} failed documents (retry with: lensbatch resume {job} "

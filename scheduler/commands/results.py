@@ -43,14 +43,18 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
 
 def report(
     ctx: typer.Context,
-    job: JobId,
+    job: Annotated[str, typer.Argument(help="Job id, or a sweep id for the sweep's page.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
         "report.html"),
 ) -> None:
-    """Write one self-contained HTML report of a job (opens offline; images embedded).
+    """Write one self-contained HTML report of a job or a sweep (opens offline; images
+    embedded, no script).
 
-    Settings and model card, corpus numbers, head heatmaps and the probe (when recorded),
-    loss histogram, loss against length, and the documents with the most induction hits.
+    A job: settings and model card, corpus numbers with 95% intervals, head heatmaps and
+    the probe (when recorded), loss histogram, loss against length, the ten hardest
+    documents token by token (scored again with the job's model), and the documents with
+    the most induction hits. A sweep: each rate across its models, per-head small
+    multiples, and the differences from the first model.
 
     Example: lensbatch report 3f2a9c1e0b7d4e21 --output report.html
     """

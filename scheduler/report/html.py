@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -65,4 +66,22 @@ img { max-width: 100%; }
        overflow: auto; }
 mark { background: #ffe08a; } mark.novel { background: #9be3a5; }
 .meta { color: #666; font-size: .9em; }
+.tokens { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: .85em;
+          line-height: 1.9; border: 1px solid #eee; padding: .6em; max-height: 30em;
+          overflow: auto; }
+.tok { border-radius: 2px; }
+.tok.hit { border-bottom: 3px solid #2a9d3a; }
+.tok.novel { border-bottom: 3px solid #1457d9; }
+.tok.first { color: #888; }
+.legend span { padding: 0 .6em; }
 """
+
+
+def page(title: str, heading: str, body: str) -> str:
+    """A whole self-contained page: the style inline, no script, no external link."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{esc(heading)}</h1><p class='meta'>generated {stamp}</p>{body}</body></html>\n"
+    )

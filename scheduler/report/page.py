@@ -7,7 +7,6 @@ returns an HTML fragment, or None when it has nothing to show. Images are base64
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -15,8 +14,9 @@ from sqlalchemy import Engine
 from lensbatch.settings import DEFAULT_CACHE_DIR
 from lensbatch.store.queries import job_summary
 from lensbatch.store.report_data import job_record
+from lensbatch.store.sweeps import sweep_jobs
 from scheduler.report.heads import HEAD_SECTIONS
-from scheduler.report.html import STYLE, ReportContext, Section, esc
+from scheduler.report.html import ReportContext, Section, page
 from scheduler.report.sections import (
     corpus_section,
     loss_histogram_section,
@@ -25,12 +25,15 @@ from scheduler.report.sections import (
     settings_section,
     top_induction_section,
 )
+from scheduler.report.sweep import render_sweep
+from scheduler.report.tokens import hardest_section
 
 
 def sections() -> list[Section]:
     """The page, in order. Per-head sections render only where the job has their rows."""
     return [settings_section, model_card_section, corpus_section, *HEAD_SECTIONS,
-            loss_histogram_section, loss_vs_length_section, top_induction_section]
+            loss_histogram_section, loss_vs_length_section, hardest_section,
+            top_induction_section]
 
 
 def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR) -> str:
@@ -39,18 +42,17 @@ def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR) -> s
     job = job_record(engine, job_id)
     ctx = ReportContext(engine, job_id, summary, job, cache_dir)
     body = "".join(part for part in (fn(ctx) for fn in sections()) if part)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>lensbatch report {esc(job_id)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>lensbatch report: job {esc(job_id)} · {esc(job['model'])}</h1>"
-        f"<p class='meta'>generated {stamp}</p>{body}</body></html>\n"
-    )
+    return page(f"lensbatch report {job_id}",
+                f"lensbatch report: job {job_id} · {job['model']}", body)
 
 
-def write_report(engine: Engine, job_id: str, output: Path,
+def write_report(engine: Engine, report_id: str, output: Path,
                  cache_dir: str = DEFAULT_CACHE_DIR) -> int:
-    """Write the page to `output`; return its size in bytes."""
-    page = render(engine, job_id, cache_dir)
-    output.write_text(page, encoding="utf-8")
-    return len(page.encode("utf-8"))
+    """Write the page of a job, or of a sweep (scheduler/report/sweep.py), to `output`;
+    return its size in bytes."""
+    if sweep_jobs(engine, report_id):
+        text = render_sweep(engine, report_id)
+    else:
+        text = render(engine, report_id, cache_dir)
+    output.write_text(text, encoding="utf-8")
+    return len(text.encode("utf-8"))

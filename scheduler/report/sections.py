@@ -46,14 +46,22 @@ def model_card_section(ctx: ReportContext) -> str:
 
 
 def corpus_section(ctx: ReportContext) -> str:
-    """Every metric of the registry, as a corpus number."""
+    """Every metric of the registry, as a corpus number; rates with their intervals."""
+    from scheduler.compare_view import job_intervals
+    from scheduler.output import INTERVAL_NOTE, interval_text
+
     s = ctx.summary
+    intervals = job_intervals(ctx.engine, ctx.job_id)
     rows: list[tuple[str, object]] = [("documents evaluated", f"{s.n_done} / {s.n_documents}")]
     for metric in DOC_METRICS:
         value = s.value(metric.name)
-        shown = int(value) if metric.kind == "count" and value is not None else num(value)
+        if metric.name in intervals:
+            shown: object = interval_text(intervals[metric.name])
+        else:
+            shown = int(value) if metric.kind == "count" and value is not None else num(value)
         rows.append((metric.label, shown))
-    return section("Corpus-level numbers", kv_table(rows), "corpus")
+    note = f"<p class='meta'>{esc(INTERVAL_NOTE)}.</p>"
+    return section("Corpus-level numbers", kv_table(rows) + note, "corpus")
 
 
 def loss_histogram_section(ctx: ReportContext) -> str | None:

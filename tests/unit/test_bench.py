@@ -45,3 +45,11 @@ def test_table_is_printed_and_written(tmp_path: Path, capsys: pytest.CaptureFixt
     data = json.loads(path.read_text())
     assert path.name.startswith("bench-cuda0-bfloat16-")
     assert data["rows"][0]["ratio"] == 0.98 and data["rows"][1]["value"] is None
+
+
+def test_interval_row_times_a_small_job(tmp_path: Path) -> None:
+    from bench.intervals import interval_times, summary
+
+    times = interval_times(tmp_path, 200, 2)
+    assert times.n_docs == 200 and len(times.one_job_s) == len(times.two_jobs_s) == 2
+    assert all(value > 0 for value in summary(times).values())

@@ -4,6 +4,7 @@ numbers it shows (documents, tokens, rate, ETA, failed documents, active workers
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import threading
@@ -22,6 +23,11 @@ from scheduler.progress import ProgressView, Rate, plain_line
 from tests.cli import LENSBATCH
 from tests.faults import wait_for
 from tests.jobdb import DOCS, write_corpus
+
+# A bare environment for the CLI subprocesses (no terminal settings), keeping the
+# PYTHONPATH that chooses the code under test.
+BARE_ENV = {"PATH": "/usr/bin:/bin", **{k: v for k, v in os.environ.items()
+                                        if k == "PYTHONPATH"}}
 
 LINE = re.compile(
     r"^job=(\w+) status=(\w+) documents=(\d+)/(\d+) tokens=(\d+)/(~?)(\d+) "
@@ -104,7 +110,7 @@ def test_status_watch_follows_a_job_in_plain_lines(tmp_path: Path, tiny_checkpoi
     watcher = subprocess.Popen(
         [LENSBATCH, "status", job.job_id, "--watch", "--interval", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={"LENSBATCH_DATABASE_URL": url, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+        env={"LENSBATCH_DATABASE_URL": url, "HF_HUB_OFFLINE": "1", **BARE_ENV})
     assert watcher.stdout is not None and watcher.stderr is not None
     stdout, stderr = Lines(watcher.stdout), Lines(watcher.stderr)
     try:
@@ -138,5 +144,5 @@ def test_status_watch_follows_a_job_in_plain_lines(tmp_path: Path, tiny_checkpoi
 def test_watch_unknown_job(args: list[str], tmp_path: Path) -> None:
     result = subprocess.run([LENSBATCH, *args], capture_output=True, text=True,
                             env={"LENSBATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-                                 "PATH": "/usr/bin:/bin"})
+                                 **BARE_ENV})
     assert result.returncode == 2 and "no job 'nope'" in result.stderr

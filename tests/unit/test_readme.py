@@ -4,7 +4,8 @@ Runs, in order, every `$ ` line of the README's ```console blocks (except the on
 need a broker or Docker, listed in NEEDS_SERVICES), every ```sql block against the
 resulting SQLite database, and the ```python blocks (pandas) on the exported files.
 To stay cheap, `gpt2-small-random` is replaced by the tiny checkpoint; `run` uses the
-built-in toy-induction model as written, so the top induction head is known (1.2).
+built-in toy-induction model as written, so the top induction head is known (1.2). `$JOB`
+is the job of the last single-model `run`, `$SWEEP` the sweep of the last sweep `run`.
 """
 
 from __future__ import annotations
@@ -77,9 +78,14 @@ def test_readme_examples_run(workdir: Path, tiny_checkpoint: str) -> None:
         result = shell(command.replace(BUILTIN, tiny_checkpoint), workdir, env)
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
         if command.startswith("lensbatch run "):
-            env["JOB"] = result.stdout.strip().splitlines()[-1].split()[-1]
+            last = result.stdout.strip().splitlines()[-1]  # a sweep's ends with compare:
+            env["SWEEP" if last.startswith("compare:") else "JOB"] = last.split()[-1]
     job = env["JOB"]
     assert (workdir / "report.html").stat().st_size > 10_000
+    assert (workdir / "sweep.html").stat().st_size > 10_000
+    differences = (workdir / "differences.csv").read_text().splitlines()
+    assert len(differences) == 4  # loss, accuracy, induction hit rate
+    assert all(row.endswith(",True") for row in differences[1:])  # each excludes zero
     assert len((workdir / "results.csv").read_text().splitlines()) == 37  # 36 documents
     assert {p.name for p in (workdir / "export").iterdir()} >= {
         "results.parquet", "job_documents.parquet", "jobs.parquet", "documents.parquet"}

@@ -87,14 +87,19 @@ def head_values(parts: list[WindowScores]) -> dict[str, list[list[float | None]]
     return values
 
 
-def stitch(tokens: list[int], parts: list[WindowScores], stats: tuple[str, ...]) -> DocEvaluation:
-    """One document from its windows' scores, in document order."""
+def scored_positions(parts: list[WindowScores]) -> Scored:
+    """A document's scored positions, from its windows' scores in document order."""
     correct = _joined([p.correct for p in parts])
     earlier = _joined([p.earlier for p in parts])
     hits, novel = induction_hits(correct, earlier)
-    scored = Scored(_joined([p.nll for p in parts]), correct, earlier, hits, novel)
-    hit_list = [InductionHit(position=i + 1, token=tokens[i + 1], novel=bool(novel[i]))
-                for i in np.flatnonzero(hits).tolist()]
+    return Scored(_joined([p.nll for p in parts]), correct, earlier, hits, novel)
+
+
+def stitch(tokens: list[int], parts: list[WindowScores], stats: tuple[str, ...]) -> DocEvaluation:
+    """One document from its windows' scores, in document order."""
+    scored = scored_positions(parts)
+    hit_list = [InductionHit(position=i + 1, token=tokens[i + 1], novel=bool(scored.novel[i]))
+                for i in np.flatnonzero(scored.hits).tolist()]
     return DocEvaluation(
         metrics=doc_metrics(len(tokens), scored, len(parts)),
         heads=head_values(parts),

@@ -192,12 +192,11 @@ def _score_all(
     return [scores[index] for index in range(len(windows))]
 
 
-def analyse_tokens(
+def document_windows(
     model: TransformerBridge, docs: list[list[int]], spec: JobSpec,
     scorer: ScoreFn | None = None,
-) -> list[DocEvaluation]:
-    """Metrics, head summaries, activation statistics and induction hits per sequence,
-    in order, whatever the batching."""
+) -> list[list[WindowScores]]:
+    """Every sequence's windows, scored in batches, in document order per sequence."""
     n_ctx = int(model.cfg.n_ctx)
     stride = spec.stride or n_ctx // 2
     reducer = BatchReducer(int(model.cfg.n_layers), resolve_hooks(model, spec.activations),
@@ -208,6 +207,16 @@ def analyse_tokens(
     per_doc: list[list[WindowScores]] = [[] for _ in docs]
     for window, score in zip(windows, scores, strict=True):
         per_doc[window.doc].append(score)
+    return per_doc
+
+
+def analyse_tokens(
+    model: TransformerBridge, docs: list[list[int]], spec: JobSpec,
+    scorer: ScoreFn | None = None,
+) -> list[DocEvaluation]:
+    """Metrics, head summaries, activation statistics and induction hits per sequence,
+    in order, whatever the batching."""
+    per_doc = document_windows(model, docs, spec, scorer)
     return [stitch(toks, parts, spec.stats) for toks, parts in zip(docs, per_doc, strict=True)]
 
 

@@ -45,6 +45,7 @@ def _gpt2_small_random(device: torch.device, dtype: torch.dtype,
 BUILDERS: dict[str, Callable[[torch.device, torch.dtype, str], TransformerBridge]] = {
     "gpt2-small-random": _gpt2_small_random,
     toy_induction.NAME: toy_induction.build,
+    toy_induction.ABLATED_NAME: toy_induction.build_ablated,
 }
 
 

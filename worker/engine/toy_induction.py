@@ -25,6 +25,11 @@ is zero when that is BOS. Its value copies TOK into OUT, and the unembedding rea
 (logit KAPPA * e(v) . OUT), so it predicts the token that followed last time.
 
 The other heads have zero weights: they attend uniformly and write nothing.
+
+toy-induction-ablated is the same model with the induction head switched off (its
+weights left at zero, like the other heads): a copy whose difference from toy-induction
+is known exactly, for comparisons. It predicts nothing (uniform logits), repeated text
+included.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from lensbatch.settings import DEFAULT_CACHE_DIR
 from worker.engine.tokenizer import gpt2_tokenizer
 
 NAME = "toy-induction"
+ABLATED_NAME = "toy-induction-ablated"  # the induction head switched off
 SEED = 0
 D_VOCAB = 50257
 BOS_ID = 50256
@@ -102,8 +108,9 @@ def _head_rows(head: int) -> slice:
     return slice(head * D_HEAD, (head + 1) * D_HEAD)
 
 
-def plain_weights() -> dict[str, torch.Tensor]:
-    """Weights of the native model, by plain parameter name (nn.Linear is [out, in])."""
+def plain_weights(induction_head: bool = True) -> dict[str, torch.Tensor]:
+    """Weights of the native model, by plain parameter name (nn.Linear is [out, in]);
+    without `induction_head`, that head's weights stay zero."""
     e = token_directions()
     identity = torch.eye(D_TOK, dtype=DTYPE)
     w: dict[str, torch.Tensor] = {
@@ -129,6 +136,8 @@ def plain_weights() -> dict[str, torch.Tensor]:
     w[f"layers.{layer}.attn.v.weight"][rows][:D_TOK, TOK] = identity
     w[f"layers.{layer}.attn.o.weight"][PREV, rows.start:rows.start + D_TOK] = identity
 
+    if not induction_head:
+        return w
     layer, head = INDUCTION_HEAD
     rows = _head_rows(head)
     match = math.sqrt(MATCH * root_d_head)
@@ -142,16 +151,16 @@ def plain_weights() -> dict[str, torch.Tensor]:
     return w
 
 
-def config() -> TransformerBridgeConfig:
+def config(name: str = NAME) -> TransformerBridgeConfig:
     return TransformerBridgeConfig(
         d_model=D_MODEL, d_head=D_HEAD, n_layers=N_LAYERS, n_heads=N_HEADS, n_ctx=N_CTX,
         d_vocab=D_VOCAB, attn_only=True, normalization_type=None,
-        positional_embedding_type="standard", init_weights=False, model_name=NAME,
+        positional_embedding_type="standard", init_weights=False, model_name=name,
     )
 
 
-def build(device: torch.device, dtype: torch.dtype,
-          cache_dir: str = DEFAULT_CACHE_DIR) -> TransformerBridge:
+def build(device: torch.device, dtype: torch.dtype, cache_dir: str = DEFAULT_CACHE_DIR,
+          induction_head: bool = True) -> TransformerBridge:
     """The bridge, with every weight set through the wrapped native module.
 
     A bridge's W_Q, W_E, ... are derived tensors: writing into them would be lost, so
@@ -159,9 +168,10 @@ def build(device: torch.device, dtype: torch.dtype,
     names with the bridge's `._original_component` wrappers in between.
     """
     # native.boot is TransformerBridge.boot_native (which it attaches at import).
-    model = native.boot(config(), tokenizer=gpt2_tokenizer(cache_dir), device=device, dtype=dtype,
-                        model_name=NAME)
-    weights = plain_weights()
+    name = NAME if induction_head else ABLATED_NAME
+    model = native.boot(config(name), tokenizer=gpt2_tokenizer(cache_dir), device=device,
+                        dtype=dtype, model_name=name)
+    weights = plain_weights(induction_head)
     wrapped = model.original_model
     # Anything not named above (the unembedding's bias) is zero.
     state = {key: weights.get(key.replace("._original_component", ""), torch.zeros(()))
@@ -170,3 +180,9 @@ def build(device: torch.device, dtype: torch.dtype,
     with torch.no_grad():
         wrapped.load_state_dict(state)
     return model.eval()
+
+
+def build_ablated(device: torch.device, dtype: torch.dtype,
+                  cache_dir: str = DEFAULT_CACHE_DIR) -> TransformerBridge:
+    """toy-induction with its induction head (INDUCTION_HEAD) switched off."""
+    return build(device, dtype, cache_dir, induction_head=False)

@@ -1,0 +1,144 @@
+"""The report's sweep page and hardest documents: self-contained, rendered by headless
+Chromium, and every number shown matching the database."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+from sqlalchemy import Engine, func, select
+
+from lensbatch.jobspec import JobSpec
+from lensbatch.store import schema
+from lensbatch.store.db import ensure_schema
+from lensbatch.store.jobs import Member
+from scheduler.compare_view import job_intervals
+from scheduler.output import interval_text
+from scheduler.report.page import render, write_report
+from scheduler.report.sweep import render_sweep
+from tests.jobdb import repeated_corpus
+from tests.unit.test_report import assert_self_contained, screenshot_dir
+
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, str, list[str]]:
+    """Two 'checkpoints' in training order: the induction head off (step 0), then on
+    (step 1000), over documents that repeat a phrase."""
+    from scheduler.local import run_jobs_local
+
+    tmp = tmp_path_factory.mktemp("sweep-report")
+    engine = ensure_schema(f"sqlite:///{tmp / 'lensbatch.db'}")
+    members = [Member(JobSpec(model="toy-induction-ablated").validate(), 0),
+               Member(JobSpec(model="toy-induction").validate(), 1000)]
+    reports = run_jobs_local(engine, str(repeated_corpus(tmp / "c.jsonl", 14)), members, "cpu")
+    sweep = reports[0].summary.sweep
+    assert sweep is not None
+    return engine, sweep.sweep_id, [r.summary.job_id for r in reports]
+
+
+def stored_loss(engine: Engine, job_id: str) -> float:
+    r = schema.results
+    with engine.connect() as connection:
+        nll, predictions = connection.execute(
+            select(func.sum(r.c.nll_sum), func.sum(r.c.n_predictions))
+            .where(r.c.job_id == job_id)).one()
+    return float(nll) / float(predictions)
+
+
+def jobs_table(page: str) -> list[list[str]]:
+    """The cells of the sweep page's jobs table, row by row (header left out)."""
+    table = page.split('<div id="sweep-jobs">')[1].split("</table>")[0]
+    return [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
+            for row in table.split("<tr>")[2:]]
+
+
+def check_sweep_numbers(page: str, engine: Engine, job_ids: list[str]) -> None:
+    rows = jobs_table(page)
+    assert [row[1:4] for row in rows] == [["0", job_ids[0], "toy-induction-ablated"],
+                                          ["1000", job_ids[1], "toy-induction"]]
+    for row, job_id in zip(rows, job_ids, strict=True):
+        intervals = job_intervals(engine, job_id)
+        assert row[6] == interval_text(intervals["loss"])  # what `status` shows too
+        assert float(row[6].split()[0]) == pytest.approx(stored_loss(engine, job_id), abs=5e-5)
+        assert row[7] == interval_text(intervals["accuracy"])
+
+
+def test_sweep_report_shows_each_model_in_order(sweep: tuple[Engine, str, list[str]]) -> None:
+    engine, sweep_id, job_ids = sweep
+    page = render_sweep(engine, sweep_id)
+    # the metrics across the sweep; previous-token, induction and probe small multiples
+    assert len(assert_self_contained(page)) == 4
+    check_sweep_numbers(page, engine, job_ids)
+    differences = page.split('id="sweep-differences"')[1]
+    cells = re.findall(r"<td>(.*?)</td>", differences)
+    assert cells[:2] == [job_ids[1], "toy-induction"]
+    assert cells[2].startswith("-") and cells[2].endswith("*")  # loss falls, interval < 0
+    head_cells = re.findall(r"<td>(.*?)</td>",
+                            differences.split("Heads whose scores differ most")[1])
+    # job, head, prev_token_score, induction_score, ... differences; 1.2 switched on
+    assert head_cells[:2] == [job_ids[1], "1.2"] and float(head_cells[3]) > 0.8
+
+
+def spans(div: str) -> list[tuple[str, float | None]]:
+    """(class, data-loss) of each token span."""
+    found = re.findall(r'<span class="([^"]+)" style="[^"]*"(?: data-loss="([^"]+)")?', div)
+    return [(css, float(loss) if loss else None) for css, loss in found]
+
+
+def test_job_report_draws_the_hardest_documents_token_by_token(
+        sweep: tuple[Engine, str, list[str]]) -> None:
+    engine, _, job_ids = sweep
+    job_id = job_ids[1]
+    page = render(engine, job_id)
+    assert_self_contained(page)
+    part = page.split('id="hardest-docs"')[1].split("</section>")[0]
+    drawn = re.findall(r'<div class="tokens" data-doc="([^"]+)">(.*?)</div>', part)
+    r, jd = schema.results, schema.job_documents
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(jd.c.doc_id, r.c.nll_sum, r.c.n_tokens, r.c.induction_hits,
+                   r.c.induction_novel_hits)
+            .join(jd, (jd.c.job_id == r.c.job_id) & (jd.c.seq == r.c.seq))
+            .where(r.c.job_id == job_id).order_by(r.c.loss.desc()).limit(10)).all()
+    assert [doc for doc, _ in drawn] == [row.doc_id for row in stored]
+    for (_, div), row in zip(drawn, stored, strict=True):
+        tokens = spans(div)
+        assert len(tokens) == row.n_tokens
+        assert sum(loss for _, loss in tokens if loss is not None) == pytest.approx(
+            row.nll_sum, rel=1e-6)
+        assert sum(" hit" in css or " novel" in css for css, _ in tokens) == row.induction_hits
+        assert sum(" novel" in css for css, _ in tokens) == row.induction_novel_hits
+    assert "induction hit" in part and "loss in nats" in part  # the legend
+
+
+@needs_chromium
+def test_sweep_report_renders_in_headless_chromium(sweep: tuple[Engine, str, list[str]],
+                                                   tmp_path: Path) -> None:
+    engine, sweep_id, job_ids = sweep
+    out_dir = screenshot_dir(tmp_path)
+    report = out_dir / "sweep-report.html"
+    write_report(engine, sweep_id, report)  # a sweep id gives the sweep page
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    dom = subprocess.run([*CHROMIUM, profile, "--dump-dom", report.resolve().as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    check_sweep_numbers(dom.stdout, engine, job_ids)  # as the browser parsed the page
+    shot = out_dir / "sweep-report.png"
+    shot.unlink(missing_ok=True)
+    result = subprocess.run([*CHROMIUM, profile, f"--screenshot={shot}",
+                             "--window-size=1200,2400", report.resolve().as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Failed to load resource" not in result.stderr
+    pixels = mpimg.imread(shot)  # [height, width, channels]
+    assert pixels.shape[:2] == (2400, 1200)
+    assert len({tuple(p) for p in pixels[::20, ::20, :3].reshape(-1, 3).round(2)}) > 50
