@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from lensbatch.errors import DatabaseUnavailable
 from lensbatch.settings import url_host
@@ -28,19 +29,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-@functools.lru_cache(maxsize=8)
-def make_engine(url: str) -> Engine:
-    """One engine per URL and process (engines hold the connection pool)."""
+def _engine(url: str, **options: Any) -> Engine:
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30})
+            engine = create_engine(url, connect_args={"timeout": 30}, **options)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         return create_engine(
-            url, pool_pre_ping=True, connect_args={"connect_timeout": 5}
+            url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **options
         )
     except (ArgumentError, NoSuchModuleError) as exc:
         raise DatabaseUnavailable(f"invalid database URL for {url_host(url)}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def make_engine(url: str) -> Engine:
+    """One engine per URL and process (engines hold the connection pool)."""
+    return _engine(url)
+
+
+def unpooled_engine(url: str) -> Engine:
+    """An engine that keeps no connection between uses, for a process that forks (a
+    worker's parent must hand its pool processes no open connection)."""
+    return _engine(url, poolclass=NullPool)
 
 
 def alembic_config(url: str) -> Config:
@@ -82,3 +93,4 @@ def ensure_schema(url: str) -> Engine:
     if current != head:
         upgrade(url)
     return engine
+
