@@ -80,7 +80,7 @@ class TaskRun:
         """Evaluate the claimed documents and commit them; return what was written and
         the failed documents with attempts left."""
         for seq, reason in claimed.given_up:
-            log.warning("job %s document %d failed for good: %s", self.job_id, seq, reason)
+            log.warning("job %s document %d recorded failed: %s", self.job_id, seq, reason)
         if not claimed.todo:
             return NOTHING, []
         spec, runtime, model = self.spec, self.runtime, self.model

@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from lensbatch.store import schema
 from tests.cli import lensbatch
 from tests.crashes import ABORT_WORD, abort_hook_env, kill_mid_task, pid_of
 from tests.faults import FAULTS, FaultRow, Probe, Worker, duplicates_and_lost, write_corpus
@@ -45,13 +43,6 @@ def submit(corpus: Path, env: dict[str, str], model: str) -> str:
 def online_others(probe: Probe, gone: set[str]) -> list[str]:
     return [str(row["name"]) for row in probe.workers()
             if row["online"] and str(row["name"]) not in gone]
-
-
-def failures(probe: Probe, job: str) -> list[tuple[int, int, bool, str]]:
-    f = schema.document_failures
-    rows = probe._read(lambda c: c.execute(  # type: ignore[attr-defined]
-        select(f.c.seq, f.c.attempts, f.c.final, f.c.error).where(f.c.job_id == job)).all())
-    return [tuple(row) for row in rows]  # type: ignore[attr-defined,misc]
 
 
 def test_killed_pool_process_is_replaced_and_its_task_finished(
@@ -119,7 +110,7 @@ def test_document_that_aborts_its_process_fails_after_bounded_attempts(
         probe.wait_done(job, timeout=300)
         seconds = time.monotonic() - started
         status = lensbatch("status", job, env=env)
-        failed = failures(probe, job)
+        failed = probe.failures(job)
         rows = probe.workers()
     finally:
         worker.stop()
@@ -128,7 +119,7 @@ def test_document_that_aborts_its_process_fails_after_bounded_attempts(
     assert failed == [(culprit, 2, True, reason)]
     assert log.count("exited with 'signal 6 (SIGABRT)'") == 2, "one death per attempt"
     assert "Timed out waiting for UP message" not in log
-    assert f"document {culprit} failed for good: {reason}" in log
+    assert f"document {culprit} recorded failed: {reason}" in log
     assert status.returncode == 0, status.stderr
     assert "done" in status.stdout and f"{n - 1} / {n}" in status.stdout
     assert "1 failed documents" in status.stdout and reason in status.stdout
