@@ -1,4 +1,4 @@
-"""What a task does, as plain functions: read, claim, evaluate, write results.
+"""What a task does, as plain functions: claim, evaluate, write results.
 
 Celery's task (worker/tasks.py) and `lensbatch run` both call process_task, and tests
 call it directly. The database work is lensbatch/store's transactions, each retried
@@ -23,9 +23,9 @@ from transformer_lens.model_bridge import TransformerBridge
 from lensbatch.errors import DeviceError, JobSpecError, ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.settings import DEFAULT_CACHE_DIR
-from lensbatch.store.attempts import Claimed, Claimer, claim_alone, claim_documents
+from lensbatch.store.attempts import Claimed, Claimer, claim_alone
 from lensbatch.store.jobs import fail_job
-from lensbatch.store.tasks import Written, read_task, write_task
+from lensbatch.store.tasks import Written, claim, write_task
 from worker.dbretry import retry_db
 from worker.engine.evaluate import analyse_texts
 from worker.engine.models import load_model, model_record, resolve_hooks
@@ -120,30 +120,26 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     Raises DocumentsFailed when some documents failed and have attempts left (after the
     others' results are committed), so that the caller retries the task.
     """
-    state = retry_db(lambda: read_task(engine, job_id, seqs), "reading the task")
-    if state.job is None or state.dropped:
+    claimed = retry_db(lambda: claim(engine, job_id, seqs, runtime.claimer), "claiming the task")
+    if claimed.job is None or claimed.dropped:
         log.info("dropping task of job %s: job is %s", job_id,
-                 "unknown" if state.job is None else state.job.status)
+                 "unknown" if claimed.job is None else claimed.job.status)
         return NOTHING
-    if not state.todo:
+    if not claimed.todo and not claimed.returning:
         return NOTHING
-    spec = JobSpec.from_json(state.job.settings)
+    spec = JobSpec.from_json(claimed.job.settings)
     model = _load(engine, job_id, spec, runtime)
     if model is None:
         return NOTHING
-    run = TaskRun(engine, job_id, spec, model, runtime, state.probed)
-    if not state.returning:
-        claimed = retry_db(lambda: claim_documents(engine, job_id, state.seqs,
-                                                   runtime.claimer), "claiming documents")
-        done, retry = run.write(claimed)
-    else:
+    run = TaskRun(engine, job_id, spec, model, runtime, claimed.probed)
+    done, retry = run.write(Claimed(claimed.todo))
+    if claimed.returning:
         log.info("job %s: task %d-%d came back; its %d documents one at a time", job_id,
-                 seqs[0], seqs[-1], len(state.todo))
-        done, retry = NOTHING, []
-        for seq in state.seqs:
-            claim = partial(claim_alone, engine, job_id, seq, runtime.claimer)
-            part, failed = run.write(retry_db(claim, "claiming a document"))
-            done, retry = done + part, retry + failed
+                 seqs[0], seqs[-1], len(claimed.returning))
+    for seq in claimed.returning:
+        alone = partial(claim_alone, engine, job_id, seq, runtime.claimer)
+        part, failed = run.write(retry_db(alone, "claiming a document"))
+        done, retry = done + part, retry + failed
     if retry:
         raise DocumentsFailed(job_id, retry, done.written)
     return done

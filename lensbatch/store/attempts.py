@@ -2,7 +2,7 @@
 that a document that kills its pool process (a native abort, the kernel's SIGKILL) is
 bounded like one whose evaluation raises.
 
-A task claims its documents together the first time (claim_documents). A task that
+A task claims its documents together the first time (claim_together). A task that
 comes back with attempts counted and no result (its process died, or a document failed
 and the task is retried) claims them one at a time (claim_alone), so that the one that
 takes the process down is found and its task-mates still get results. A document whose
@@ -48,16 +48,17 @@ def _count(connection: Connection, job_id: str, seqs: list[int], alone_by: str |
         attempts=jd.c.attempts + 1, claimed_by=alone_by))
 
 
-def claim_documents(engine: Engine, job_id: str, seqs: list[int], claimer: Claimer) -> Claimed:
-    """The texts of `seqs` still to do, each with one attempt counted."""
+def claim_together(connection: Connection, job_id: str, seqs: list[int],
+                   claimer: Claimer) -> list[tuple[int, str]]:
+    """In the task's claim transaction: the texts of `seqs` still to do, each with one
+    attempt counted."""
     jd, docs = schema.job_documents, schema.documents
-    with engine.begin() as connection:
-        todo = [(row.seq, row.text) for row in connection.execute(
-            documents_without_result(job_id, jd.c.seq, docs.c.text)
-            .where(jd.c.seq.in_(seqs)).order_by(jd.c.seq))]
-        alone_by = claimer.name if len(todo) == 1 else None
-        _count(connection, job_id, [seq for seq, _ in todo], alone_by)
-    return Claimed(todo)
+    todo = [(row.seq, row.text) for row in connection.execute(
+        documents_without_result(job_id, jd.c.seq, docs.c.text)
+        .where(jd.c.seq.in_(seqs)).order_by(jd.c.seq))]
+    _count(connection, job_id, [seq for seq, _ in todo],
+           claimer.name if len(todo) == 1 else None)
+    return todo
 
 
 def death_reason(connection: Connection, name: str) -> str:

@@ -1,5 +1,5 @@
-"""A task's transactions: read (what is left to do), claim (lensbatch/store/attempts.py:
-one attempt counted per document) and write (what was done).
+"""A task's two transactions: claim (what is left to do, one attempt counted per
+document: lensbatch/store/attempts.py) and write (what was done).
 
 Writing is an upsert keyed on (job, document), so running a task twice changes nothing.
 The write transaction holds the documents' results, head scores, activation statistics
@@ -18,7 +18,7 @@ from sqlalchemy import Engine, Row, select, update
 from lensbatch.evaluation import DocEvaluation, ProbeResult
 from lensbatch.status import FINISHED, JobStatus
 from lensbatch.store import schema
-from lensbatch.store.attempts import Claimer, record_failures
+from lensbatch.store.attempts import Claimer, claim_together, record_failures
 from lensbatch.store.clock import now
 from lensbatch.store.docstate import documents_without_result, finish_if_complete
 from lensbatch.store.rows import has_probe, write_probe, write_summaries
@@ -26,11 +26,13 @@ from lensbatch.store.upsert import insert_ignore, upsert
 
 
 @dataclass(frozen=True)
-class TaskState:
-    """What a task finds when it starts, before it claims anything."""
+class Claim:
+    """What a task finds when it starts: the documents it claimed together, or, when it
+    came back, the documents it must claim one at a time."""
 
     job: Row | None  # status and settings; None for an unknown job
-    todo: list[tuple[int, int]]  # (seq, attempts counted) still without a result
+    todo: list[tuple[int, str]]  # (seq, text) claimed together, one attempt each counted
+    returning: list[int]  # seqs without result whose attempts were counted before
     probed: bool  # the job already has its induction probe
 
     @property
@@ -38,20 +40,12 @@ class TaskState:
         """The job is unknown or finished: its tasks are dropped unevaluated."""
         return self.job is None or self.job.status in FINISHED
 
-    @property
-    def seqs(self) -> list[int]:
-        return [seq for seq, _ in self.todo]
 
-    @property
-    def returning(self) -> bool:
-        """Documents of this task were claimed before and still have no result: the
-        task came back (its process died, or a document failed and it is retried)."""
-        return any(attempts for _, attempts in self.todo)
-
-
-def read_task(engine: Engine, job_id: str, seqs: list[int]) -> TaskState:
-    """Read the job, the documents of `seqs` still to do (no result, not failed for
-    good) with their attempts, and whether the job has its probe; mark the job running."""
+def claim(engine: Engine, job_id: str, seqs: list[int], claimer: Claimer) -> Claim:
+    """Read the job and the documents of `seqs` still to do (no result, not failed for
+    good); mark the job running. If none was claimed before, claim them all, counting one
+    attempt each. If some were (the task came back: its process died, or a document
+    failed and it is retried), claim none: the caller claims them one at a time."""
     jd = schema.job_documents
     with engine.begin() as connection:
         job = connection.execute(
@@ -60,19 +54,24 @@ def read_task(engine: Engine, job_id: str, seqs: list[int]) -> TaskState:
             )
         ).first()
         if job is None or job.status in FINISHED:
-            return TaskState(job, [], True)
+            return Claim(job, [], [], True)
         query = (documents_without_result(job_id, jd.c.seq, jd.c.attempts)
                  .where(jd.c.seq.in_(seqs)).order_by(jd.c.seq))
-        todo = [(row.seq, row.attempts) for row in connection.execute(query)]
-        if not todo:
+        found = [(row.seq, row.attempts) for row in connection.execute(query)]
+        if not found:
             finish_if_complete(connection, job_id)
-            return TaskState(job, [], True)
+            return Claim(job, [], [], True)
+        probed = has_probe(connection, job_id)
+        if any(attempts for _, attempts in found):
+            todo, returning = [], [seq for seq, _ in found]
+        else:
+            todo, returning = claim_together(connection, job_id, seqs, claimer), []
         connection.execute(
             update(schema.jobs)
             .where(schema.jobs.c.id == job_id, schema.jobs.c.status == JobStatus.QUEUED)
             .values(status=JobStatus.RUNNING, started_at=now())
         )
-        return TaskState(job, todo, has_probe(connection, job_id))
+        return Claim(job, todo, returning, probed)
 
 
 @dataclass(frozen=True)

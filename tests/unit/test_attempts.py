@@ -13,16 +13,10 @@ from sqlalchemy import Engine, select, update
 
 from lensbatch.jobspec import JobSpec
 from lensbatch.store import schema
-from lensbatch.store.attempts import (
-    DIED_UNKNOWN,
-    Claimer,
-    claim_alone,
-    claim_documents,
-    record_failures,
-)
+from lensbatch.store.attempts import DIED_UNKNOWN, Claimer, claim_alone, record_failures
 from lensbatch.store.db import ensure_schema
 from lensbatch.store.jobs import create_job, plan_resume
-from lensbatch.store.tasks import read_task
+from lensbatch.store.tasks import claim
 from lensbatch.store.workers import WorkerInfo, mark_gone, register, worker_rows
 from tests.jobdb import DOCS, write_corpus
 
@@ -69,21 +63,21 @@ def write_result(engine: Engine, job_id: str, seq: int) -> None:
 
 def test_a_claim_counts_one_attempt_and_a_returning_task_is_seen(job) -> None:  # type: ignore[no-untyped-def]
     engine, job_id, seqs = job
-    assert not read_task(engine, job_id, seqs).returning
-    claimed = claim_documents(engine, job_id, seqs, A)
-    assert [seq for seq, _ in claimed.todo] == seqs
+    claimed = claim(engine, job_id, seqs, A)
+    assert [seq for seq, _ in claimed.todo] == seqs and claimed.returning == []
     assert claimed.todo[0][1] == DOCS[0]["text"]
     assert state_of(engine, job_id) == {seq: (1, None) for seq in seqs}  # together: nobody
     write_result(engine, job_id, seqs[0])
-    again = read_task(engine, job_id, seqs)
-    assert again.returning and again.seqs == seqs[1:]
-    assert [seq for seq, _ in claim_documents(engine, job_id, seqs[2:3], A).todo] == [2]
-    assert state_of(engine, job_id)[2] == (2, A.name)  # alone: its claimer is kept
+    again = claim(engine, job_id, seqs, B)
+    assert again.todo == [] and again.returning == seqs[1:]  # to claim one at a time
+    assert state_of(engine, job_id)[1] == (1, None)  # nothing counted yet
+    assert [seq for seq, _ in claim_alone(engine, job_id, 2, B).todo] == [2]
+    assert state_of(engine, job_id)[2] == (2, B.name)  # alone: its claimer is kept
 
 
 def test_a_document_that_kills_its_process_is_given_up_with_the_signal(job) -> None:  # type: ignore[no-untyped-def]
     engine, job_id, seqs = job
-    claim_documents(engine, job_id, seqs, A)  # attempt 1, together; the process dies
+    claim(engine, job_id, seqs, A)  # attempt 1, together; the process dies
     for seq in seqs[:2]:  # the task comes back: one at a time
         assert claim_alone(engine, job_id, seq, B).todo
         write_result(engine, job_id, seq)
@@ -98,13 +92,13 @@ def test_a_document_that_kills_its_process_is_given_up_with_the_signal(job) -> N
     assert job_status(engine, job_id) != "done"
     assert claim_alone(engine, job_id, 3, A).todo  # its task-mate: attempt 2 of 2, alone
     write_result(engine, job_id, 3)  # results of the others, the culprit failed: done
-    assert read_task(engine, job_id, seqs).todo == []
+    assert claim(engine, job_id, seqs, A).returning == []
     assert job_status(engine, job_id) == "done"
 
 
 def test_a_death_nobody_recorded_is_given_up_honestly(job) -> None:  # type: ignore[no-untyped-def]
     engine, job_id, seqs = job
-    claim_documents(engine, job_id, seqs[:1], A)  # alone from the start: a one-document task
+    claim(engine, job_id, seqs[:1], A)  # alone from the start: a one-document task
     assert claim_alone(engine, job_id, 0, B).todo  # A's whole worker was killed: no record
     assert claim_alone(engine, job_id, 0, A).given_up == [(0, DIED_UNKNOWN)]
 
@@ -112,7 +106,7 @@ def test_a_death_nobody_recorded_is_given_up_honestly(job) -> None:  # type: ign
 def test_task_mates_of_a_crash_are_not_blamed_for_it(job) -> None:  # type: ignore[no-untyped-def]
     engine, job_id, seqs = job
     once = Claimer("host:103", 1)
-    claim_documents(engine, job_id, seqs, once)  # together, and the process died
+    claim(engine, job_id, seqs, once)  # together, and the process died
     # Attempts are used up, but nobody was alone when it died: each gets one alone.
     assert [seq for seq, _ in claim_alone(engine, job_id, 1, once).todo] == [1]
     assert claim_alone(engine, job_id, 1, once).given_up == [(1, DIED_UNKNOWN)]
@@ -121,7 +115,7 @@ def test_task_mates_of_a_crash_are_not_blamed_for_it(job) -> None:  # type: igno
 
 def test_failures_carry_the_claimed_attempts_and_resume_starts_over(job) -> None:  # type: ignore[no-untyped-def]
     engine, job_id, seqs = job
-    claim_documents(engine, job_id, seqs, A)
+    claim(engine, job_id, seqs, A)
     with engine.begin() as connection:
         assert record_failures(connection, job_id, [(1, "ValueError: x")], 2) == [1]
     claim_alone(engine, job_id, 1, A)
@@ -131,7 +125,7 @@ def test_failures_carry_the_claimed_attempts_and_resume_starts_over(job) -> None
     plan = plan_resume(engine, job_id, failed_only=True)
     assert plan.seqs == [1] and failures(engine, job_id) == []
     assert state_of(engine, job_id)[1] == (0, None)
-    assert not read_task(engine, job_id, [1]).returning
+    assert [seq for seq, _ in claim(engine, job_id, [1], A).todo] == [1]  # together again
 
 
 def test_gone_and_long_silent_pool_processes(sqlite_url: str) -> None:

@@ -4,6 +4,7 @@ numbers it shows (documents, tokens, rate, ETA, failed documents, active workers
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import threading
@@ -104,7 +105,9 @@ def test_status_watch_follows_a_job_in_plain_lines(tmp_path: Path, tiny_checkpoi
     watcher = subprocess.Popen(
         [LENSBATCH, "status", job.job_id, "--watch", "--interval", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={"LENSBATCH_DATABASE_URL": url, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+        env={"LENSBATCH_DATABASE_URL": url, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
+             # the code under test, where it is not the installed copy (a work tree)
+             **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}})
     assert watcher.stdout is not None and watcher.stderr is not None
     stdout, stderr = Lines(watcher.stdout), Lines(watcher.stderr)
     try:
