@@ -18,6 +18,7 @@ from lensbatch.store.db import ensure_schema
 from lensbatch.store.jobs import create_job, plan_resume
 from lensbatch.store.tasks import claim
 from lensbatch.store.workers import WorkerInfo, mark_gone, register, worker_rows
+from tests.cli import lensbatch
 from tests.jobdb import DOCS, write_corpus
 
 A, B = Claimer("host:101", 2), Claimer("host:102", 2)
@@ -140,5 +141,10 @@ def test_gone_and_long_silent_pool_processes(sqlite_url: str) -> None:
     assert shown == {"h:1": "yes", "h:2": "no (signal 9 (SIGKILL))"}
     everything = {row["worker"]: row["online"] for row in worker_rows(engine, everything=True)}
     assert everything == {**shown, "h:3": "lost"}
+    env = {"LENSBATCH_DATABASE_URL": sqlite_url}
+    listed, listed_all = lensbatch("workers", env=env), lensbatch("workers", "--all", env=env)
+    assert listed.returncode == listed_all.returncode == 0, listed.stderr + listed_all.stderr
+    assert "h:2" in listed.stdout and "SIGKILL" in listed.stdout and "h:3" not in listed.stdout
+    assert "h:3" in listed_all.stdout
     register(engine, WorkerInfo("h:2", "h", "cpu", "cpu"))  # a pid used again: fresh row
     assert {row["worker"]: row["online"] for row in worker_rows(engine)}["h:2"] == "yes"
