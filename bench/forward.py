@@ -32,7 +32,7 @@ def make_batches(model: TransformerBridge, docs: list[list[int]], spec: JobSpec)
     pad_id = model.tokenizer.pad_token_id or 0
     tokens, masks = [], []
     budget = batch_budget(spec.batch_tokens, model.cfg.device or "cpu")
-    for batch in budget_batches([len(w.tokens) for w in windows], budget):
+    for batch in budget_batches([w.length for w in windows], budget):
         padded, mask, _ = pad([windows[i].tokens for i in batch], pad_id, spec.padding_side)
         tokens.append(padded.to(model.cfg.device))
         masks.append(mask.to(model.cfg.device))

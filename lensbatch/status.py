@@ -27,3 +27,6 @@ HEARTBEAT_SECONDS = 5.0
 # A worker whose heartbeat is older than this is lost (killed or cut off without
 # shutting down): `workers` shows it as lost and progress does not count it as active.
 WORKER_LIVE_SECONDS = 30.0
+# `workers` leaves out a pool process whose heartbeat is older than this: one that was
+# stopped, died or was lost that long ago (`workers --all` shows them).
+WORKER_HIDDEN_SECONDS = 600.0

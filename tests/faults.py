@@ -149,6 +149,14 @@ class Probe:
             select(r.c.seq, r.c.worker).where(r.c.job_id == job_id)).all())
         return {seq: worker for seq, worker in rows}
 
+    def failures(self, job_id: str) -> list[tuple[int, int, bool, str]]:
+        """(seq, attempts, final, error) of the job's document_failures rows."""
+        f = schema.document_failures
+        rows = self._read(lambda c: c.execute(
+            select(f.c.seq, f.c.attempts, f.c.final, f.c.error).where(
+                f.c.job_id == job_id).order_by(f.c.seq)).all())
+        return [(row.seq, row.attempts, row.final, row.error) for row in rows]
+
     def workers(self) -> list[dict[str, object]]:
         rows = self._read(lambda c: c.execute(select(schema.workers)).all())
         return [dict(row._mapping) for row in rows]

@@ -1,9 +1,12 @@
-"""What a task does, as plain functions: claim ids, evaluate, write results.
+"""What a task does, as plain functions: claim, evaluate, write results.
 
 Celery's task (worker/tasks.py) and `lensbatch run` both call process_task, and tests
-call it directly. The database work is lensbatch/store/tasks.py's two transactions,
-each retried with backoff (worker/dbretry.py); the tensor work is worker/engine's.
-Documents that fail are isolated (worker/isolate.py) and their attempts counted.
+call it directly. The database work is lensbatch/store's transactions, each retried
+with backoff (worker/dbretry.py); the tensor work is worker/engine's. A task claims its
+documents together, counting one attempt each; a task that comes back with attempts
+counted and no result (its process died, or a document failed) claims and evaluates
+them one at a time, so that a document that kills the process is found and bounded
+(lensbatch/store/attempts.py). Documents that fail are isolated (worker/isolate.py).
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Engine
+from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.errors import DeviceError, JobSpecError, ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.settings import DEFAULT_CACHE_DIR
+from lensbatch.store.attempts import Claimed, Claimer, claim_alone
 from lensbatch.store.jobs import fail_job
-from lensbatch.store.tasks import Writer, Written, claim, write_task
+from lensbatch.store.tasks import Written, claim, write_task
 from worker.dbretry import retry_db
 from worker.engine.evaluate import analyse_texts
 from worker.engine.models import load_model, model_record, resolve_hooks
@@ -39,6 +45,10 @@ class Runtime:
     max_attempts: int = 3
     cache_dir: str = DEFAULT_CACHE_DIR  # built-in models' tokenizer files
 
+    @property
+    def claimer(self) -> Claimer:
+        return Claimer(self.name, self.max_attempts)
+
 
 @dataclass(frozen=True)
 class TaskDone:
@@ -48,24 +58,51 @@ class TaskDone:
     written: int  # documents
     tokens: int  # their tokens
 
+    def __add__(self, other: TaskDone) -> TaskDone:
+        return TaskDone(self.written + other.written, self.tokens + other.tokens)
+
 
 NOTHING = TaskDone(0, 0)
 
 
-def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> TaskDone:
-    """Evaluate the job's documents `seqs` that lack results; say what was written.
+@dataclass
+class TaskRun:
+    """One task of a job, its model loaded: evaluates claimed documents and writes them."""
 
-    Raises DocumentsFailed when some documents failed and have attempts left (after the
-    others' results are committed), so that the caller retries the task.
-    """
-    claimed = retry_db(lambda: claim(engine, job_id, seqs), "reading the task")
-    if claimed.job is None or claimed.dropped:
-        log.info("dropping task of job %s: job is %s", job_id,
-                 "unknown" if claimed.job is None else claimed.job.status)
-        return NOTHING
-    if not claimed.todo:
-        return NOTHING
-    spec = JobSpec.from_json(claimed.job.settings)
+    engine: Engine
+    job_id: str
+    spec: JobSpec
+    model: TransformerBridge
+    runtime: Runtime
+    probed: bool  # the job has its probe (this run writes it with its first documents)
+
+    def write(self, claimed: Claimed) -> tuple[TaskDone, list[int]]:
+        """Evaluate the claimed documents and commit them; return what was written and
+        the failed documents with attempts left."""
+        for seq, reason in claimed.given_up:
+            log.warning("job %s document %d recorded failed: %s", self.job_id, seq, reason)
+        if not claimed.todo:
+            return NOTHING, []
+        spec, runtime, model = self.spec, self.runtime, self.model
+        outcome = evaluate_isolating(lambda texts: analyse_texts(model, texts, spec),
+                                     claimed.todo)
+        for seq, error in outcome.failed:
+            log.warning("job %s document %d failed: %s", self.job_id, seq, error)
+        probe = None if self.probed else probe_model(spec.model, runtime.device, spec.dtype,
+                                                     runtime.cache_dir)
+        written = Written(outcome, probe, spec.model,
+                          model_record(spec.model, runtime.device, spec.dtype,
+                                       runtime.cache_dir),
+                          lambda token: str(model.tokenizer.decode([token])))
+        retry = retry_db(lambda: write_task(self.engine, self.job_id, written,
+                                            runtime.claimer), "writing results")
+        self.probed = True
+        return TaskDone(len(outcome.done),
+                        sum(e.metrics.n_tokens for _, e in outcome.done)), retry
+
+
+def _load(engine: Engine, job_id: str, spec: JobSpec, runtime: Runtime) -> TransformerBridge | None:
+    """The job's model, or None when it cannot run here (the job is then failed)."""
     try:
         model = load_model(spec.model, runtime.device, spec.dtype, runtime.cache_dir)
         resolve_hooks(model, spec.activations)  # a hook this model lacks fails the job
@@ -74,20 +111,39 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
         message = str(exc)
         retry_db(lambda: fail_job(engine, job_id, message), "failing the job")
         log.error("job %s failed: %s", job_id, message)
+        return None
+    return model
+
+
+def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> TaskDone:
+    """Evaluate the job's documents `seqs` that lack results; say what was written.
+
+    Raises DocumentsFailed when some documents failed and have attempts left (after the
+    others' results are committed), so that the caller retries the task.
+    """
+    claimed = retry_db(lambda: claim(engine, job_id, seqs, runtime.claimer), "claiming the task")
+    if claimed.job is None or claimed.dropped:
+        log.info("dropping task of job %s: job is %s", job_id,
+                 "unknown" if claimed.job is None else claimed.job.status)
         return NOTHING
-    outcome = evaluate_isolating(lambda texts: analyse_texts(model, texts, spec), claimed.todo)
-    for seq, error in outcome.failed:
-        log.warning("job %s document %d failed: %s", job_id, seq, error)
-    probe = None if claimed.probed else probe_model(spec.model, runtime.device, spec.dtype,
-                                                    runtime.cache_dir)
-    written = Written(outcome, probe, spec.model,
-                      model_record(spec.model, runtime.device, spec.dtype, runtime.cache_dir),
-                      lambda token: str(model.tokenizer.decode([token])))
-    writer = Writer(runtime.name, runtime.max_attempts)
-    retry = retry_db(lambda: write_task(engine, job_id, written, writer), "writing results")
+    if not claimed.todo and not claimed.returning:
+        return NOTHING
+    spec = JobSpec.from_json(claimed.job.settings)
+    model = _load(engine, job_id, spec, runtime)
+    if model is None:
+        return NOTHING
+    run = TaskRun(engine, job_id, spec, model, runtime, claimed.probed)
+    done, retry = run.write(Claimed(claimed.todo))
+    if claimed.returning:
+        log.info("job %s: task %d-%d came back; its %d documents one at a time", job_id,
+                 seqs[0], seqs[-1], len(claimed.returning))
+    for seq in claimed.returning:
+        alone = partial(claim_alone, engine, job_id, seq, runtime.claimer)
+        part, failed = run.write(retry_db(alone, "claiming a document"))
+        done, retry = done + part, retry + failed
     if retry:
-        raise DocumentsFailed(job_id, retry, len(outcome.done))
-    return TaskDone(len(outcome.done), sum(e.metrics.n_tokens for _, e in outcome.done))
+        raise DocumentsFailed(job_id, retry, done.written)
+    return done
 
 
 def process_task_settled(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> int:

@@ -2,8 +2,11 @@
 
 `lensbatch worker` builds the app with create_worker(settings, ...) and runs it; all the
 logic lives in worker.service.process_task. The parent process that forks the pool
-imports neither torch nor transformer_lens: each pool process imports them when it
-registers (worker_process_init) or runs its first task.
+imports neither torch nor transformer_lens, and a pool process's start does no work:
+Celery kills a replacement pool process that is not up within 4 s. Each pool process
+registers in the background (worker/heartbeat.py) under the device it was asked for,
+and imports torch, resolves the device and loads models on its first task. When a pool
+process exits, the parent marks its row gone with how it exited (worker/pool.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
@@ -23,9 +25,17 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from lensbatch.errors import DatabaseUnavailable
 from lensbatch.queue import EVALUATE_TASK, make_celery
 from lensbatch.settings import Settings
-from lensbatch.store.db import ensure_schema
-from lensbatch.store.workers import WorkerInfo, go_offline, set_current_task
+from lensbatch.store.db import ensure_schema, unpooled_engine
+from lensbatch.store.workers import (
+    WorkerInfo,
+    go_offline,
+    mark_gone,
+    set_current_task,
+    set_device,
+)
+from worker.heartbeat import start_heartbeat, this_worker, worker_name
 from worker.isolate import DocumentsFailed
+from worker.pool import reporting_pool
 
 if TYPE_CHECKING:
     from worker.service import Runtime
@@ -36,49 +46,58 @@ log = logging.getLogger("lensbatch.worker")
 # exponential backoff; nothing is acknowledged before the results are committed.
 # DocumentsFailed: a document failed and has attempts left (worker/isolate.py).
 RETRIED = (OperationalError, DBAPIError, DatabaseUnavailable, DocumentsFailed)
+# How long a task waits for its pool process's first registration attempt.
+REGISTRATION_WAIT_SECONDS = 10.0
 
 
 @dataclass
 class PoolProcess:
-    """What one pool process holds: its database engine, device and heartbeat, each
-    made on first use (in the child, after the fork)."""
+    """What one pool process holds: its database engine, runtime (device) and heartbeat,
+    each made on first use (in the child, after the fork)."""
 
     settings: Settings
     queues: str  # comma-separated, as given to `lensbatch worker --queues`
     device: str  # as requested: auto, cpu, cuda, cuda:N or mps
-    _heartbeat: list[threading.Event] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _engine: Engine | None = None
+    _runtime: Runtime | None = None
+    _info: WorkerInfo | None = None
+    _heartbeat: list[tuple[threading.Event, threading.Event]] = field(default_factory=list)
 
-    @cached_property
+    @property
     def engine(self) -> Engine:
-        return ensure_schema(self.settings.database_url)
+        with self._lock:  # the heartbeat thread and the task may both ask first
+            if self._engine is None:
+                self._engine = ensure_schema(self.settings.database_url)
+            return self._engine
 
-    @cached_property
-    def runtime(self) -> Runtime:
-        from worker.engine.device import pick_device
-        from worker.service import Runtime
-
-        return Runtime(device=str(pick_device(self.device)),
-                       max_attempts=self.settings.max_attempts,
-                       cache_dir=self.settings.cache_dir)
-
-    @cached_property
+    @property
     def info(self) -> WorkerInfo:
-        from worker.heartbeat import this_worker
+        if self._info is None:
+            self._info = this_worker(self.device, self.queues)
+        return self._info
 
-        return this_worker(self.runtime.device, self.queues)
+    @property
+    def runtime(self) -> Runtime:
+        """Imports torch and resolves the device: on the first task, never at start."""
+        if self._runtime is None:
+            from worker.engine.device import pick_device
+            from worker.service import Runtime
+
+            self._runtime = Runtime(device=str(pick_device(self.device)), name=self.info.name,
+                                    max_attempts=self.settings.max_attempts,
+                                    cache_dir=self.settings.cache_dir)
+            if self._runtime.device != self.info.device:
+                set_device(self.engine, self.info.name, self._runtime.device)
+        return self._runtime
 
     def register(self, **_: Any) -> None:
-        """worker_process_init: appear in the workers table and keep a heartbeat."""
-        from worker.heartbeat import start_heartbeat
-
-        try:
-            self._heartbeat.append(start_heartbeat(self.engine, self.info))
-        except Exception as exc:  # the database may be away; tasks retry it themselves
-            log.warning("worker registration failed: %s", type(exc).__name__)
+        """worker_process_init: start the heartbeat thread, which registers; no more."""
+        self._heartbeat.append(start_heartbeat(lambda: self.engine, self.info))
 
     def unregister(self, **_: Any) -> None:
         """worker_process_shutdown: stop the heartbeat and go offline."""
-        for stop in self._heartbeat:
+        for _registered, stop in self._heartbeat:
             stop.set()
             go_offline(self.engine, self.info.name)
 
@@ -87,22 +106,44 @@ class PoolProcess:
         from worker.tasklog import task_line
 
         started = time.perf_counter()
-        name = self.info.name
+        for registered, _stop in self._heartbeat:  # so that current_task lands on the row
+            registered.wait(REGISTRATION_WAIT_SECONDS)
+        runtime, name = self.runtime, self.info.name
         set_current_task(self.engine, name, f"{job_id}:{seqs[0]}-{seqs[-1]}")
         try:
-            done = process_task(self.engine, job_id, seqs, self.runtime)
+            done = process_task(self.engine, job_id, seqs, runtime)
         except DocumentsFailed as exc:
             set_current_task(self.engine, name, None, exc.written)
             raise
         set_current_task(self.engine, name, None, done.written)
         seconds = time.perf_counter() - started
-        log.info("%s", task_line(job_id, seqs, done, seconds, self.runtime.device))
+        log.info("%s", task_line(job_id, seqs, done, seconds, runtime.device))
         return done.written
+
+
+@dataclass(frozen=True)
+class ExitRecorder:
+    """In the worker's parent: marks an exited pool process's row gone. Its engine keeps
+    no connection open, so the pool processes it forks afterwards share none."""
+
+    database_url: str
+
+    def __call__(self, pid: int, status: str) -> None:
+        name = worker_name(pid)
+        log.info("pool process %s exited: %s", name, status)
+        try:
+            engine = unpooled_engine(self.database_url)
+        except DatabaseUnavailable as exc:  # never take the parent down
+            log.warning("cannot mark %s gone: %s", name, exc)
+            return
+        mark_gone(engine, name, status)
+        engine.dispose()
 
 
 def create_worker(settings: Settings, queues: str, device: str) -> Celery:
     """The Celery app of `lensbatch worker`, with its task and pool-process signals."""
     app = make_celery(settings)
+    app.conf.worker_pool = reporting_pool(ExitRecorder(settings.database_url))
     process = PoolProcess(settings, queues, device)
     worker_process_init.connect(process.register, weak=False)
     worker_process_shutdown.connect(process.unregister, weak=False)

@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from lensbatch.errors import DatabaseUnavailable
 from lensbatch.settings import url_host
@@ -43,19 +44,30 @@ def connect_args(url: str) -> dict[str, Any]:
     return {"connect_timeout": CONNECT_TIMEOUT}
 
 
-@functools.lru_cache(maxsize=8)
-def make_engine(url: str) -> Engine:
-    """One engine per URL and process (engines hold the connection pool)."""
+def _engine(url: str, **options: Any) -> Engine:
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args=connect_args(url))
+            engine = create_engine(url, connect_args=connect_args(url), **options)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args(url))
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args(url),
+                             **options)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:  # ValueError: the port
         # The exception's text may quote the URL, password included: name its kind only.
         raise DatabaseUnavailable(f"invalid database URL for {url_host(url)} "
                                   f"({type(exc).__name__})") from None
+
+
+@functools.lru_cache(maxsize=8)
+def make_engine(url: str) -> Engine:
+    """One engine per URL and process (engines hold the connection pool)."""
+    return _engine(url)
+
+
+def unpooled_engine(url: str) -> Engine:
+    """An engine that keeps no connection between uses, for a process that forks (a
+    worker's parent must hand its pool processes no open connection)."""
+    return _engine(url, poolclass=NullPool)
 
 
 def alembic_config(url: str) -> Config:
@@ -101,3 +113,4 @@ def ensure_schema(url: str) -> Engine:
     if current != head:
         upgrade(url)
     return engine
+

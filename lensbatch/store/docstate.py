@@ -1,13 +1,16 @@
 """Which of a job's documents are still to do: one query that the worker (what to
-evaluate), `resume` (what to queue again) and progress (what is left) share."""
+evaluate), `resume` (what to queue again) and progress (what is left) share, and the
+job's end once nothing is left."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Connection, Select, and_, func, select, update
 
+from lensbatch.status import ACTIVE, JobStatus
 from lensbatch.store import schema
+from lensbatch.store.clock import now
 
 
 def documents_without_result(job_id: str, *columns: Any, failed: bool = False) -> Select:
@@ -24,4 +27,29 @@ def documents_without_result(job_id: str, *columns: Any, failed: bool = False) -
                                fails.c.final.is_(True)))
         .where(jd.c.job_id == job_id, res.c.seq.is_(None))
         .where(fails.c.seq.is_not(None) if failed else fails.c.seq.is_(None))
+    )
+
+
+def count_final_failures(connection: Connection, job_id: str) -> int:
+    table = schema.document_failures
+    return int(connection.scalar(
+        select(func.count()).select_from(table).where(
+            table.c.job_id == job_id, table.c.final.is_(True))
+    ) or 0)
+
+
+def finish_if_complete(connection: Connection, job_id: str) -> None:
+    """Mark the job done once every document has a result or has failed for good."""
+    done = select(func.count()).select_from(schema.results).where(
+        schema.results.c.job_id == job_id
+    )
+    finished = done.scalar_subquery() + count_final_failures(connection, job_id)
+    connection.execute(
+        update(schema.jobs)
+        .where(
+            schema.jobs.c.id == job_id,
+            schema.jobs.c.status.in_(ACTIVE),
+            schema.jobs.c.n_documents <= finished,
+        )
+        .values(status=JobStatus.DONE, finished_at=now())
     )

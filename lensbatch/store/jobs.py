@@ -30,6 +30,7 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.planning import TaskPlanner
 from lensbatch.status import FINISHED, JobStatus
 from lensbatch.store import schema
+from lensbatch.store.attempts import reset_attempts
 from lensbatch.store.clock import now
 from lensbatch.store.docstate import documents_without_result
 from lensbatch.store.upsert import insert_ignore
@@ -197,7 +198,8 @@ class ResumePlan:
 def plan_resume(engine: Engine, job_id: str, failed_only: bool = False) -> ResumePlan:
     """Find the documents without a result and mark the job queued again if any.
 
-    failed_only: only the documents recorded as failed, whose attempts start over.
+    failed_only: only the documents recorded as failed. The attempts of the documents
+    queued again start over.
     """
     jd, docs = schema.job_documents, schema.documents
     with engine.begin() as connection:
@@ -211,6 +213,7 @@ def plan_resume(engine: Engine, job_id: str, failed_only: bool = False) -> Resum
                 schema.document_failures.c.job_id == job_id,
                 schema.document_failures.c.seq.in_(seqs)))
         if seqs:
+            reset_attempts(connection, job_id, seqs)
             connection.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(
                 status=JobStatus.QUEUED, error=None, finished_at=None))
     spec = JobSpec.from_json(job.settings)

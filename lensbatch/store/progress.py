@@ -10,9 +10,8 @@ from sqlalchemy import Engine, func, select
 from lensbatch.planning import estimate_tokens
 from lensbatch.status import FINISHED
 from lensbatch.store import schema
-from lensbatch.store.docstate import documents_without_result
+from lensbatch.store.docstate import count_final_failures, documents_without_result
 from lensbatch.store.jobs import job_row
-from lensbatch.store.tasks import count_final_failures
 from lensbatch.store.workers import active_workers
 
 

@@ -77,6 +77,8 @@ documents = Table(
 
 # Which documents a job evaluates: seq is the position in the corpus (0-based) and is
 # what task messages carry; doc_id is the corpus's own id (or a generated one).
+# attempts counts the tasks that claimed the document (lensbatch/store/attempts.py);
+# claimed_by is the pool process (hostname:pid) that last claimed it alone, or null.
 job_documents = Table(
     "job_documents",
     metadata,
@@ -86,6 +88,8 @@ job_documents = Table(
     Column("document_id", BigInteger().with_variant(Integer, "sqlite"),
            ForeignKey("documents.id"), nullable=False),
     Column("source", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("claimed_by", String(255), nullable=True),
     UniqueConstraint("job_id", "doc_id", name="uq_job_documents_doc_id"),
 )
 
@@ -104,7 +108,8 @@ results = Table(
                          ondelete="CASCADE"),
 )
 
-# Live workers; heartbeat_at tells which are still alive.
+# Pool processes; heartbeat_at tells which are still alive. exit_status is set by the
+# worker's parent process when a pool process exits ("signal 9 (SIGKILL)", "exit code 0").
 workers = Table(
     "workers",
     metadata,
@@ -117,6 +122,7 @@ workers = Table(
     Column("online", Boolean, nullable=False, default=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("exit_status", String(64), nullable=True),
 )
 
 # Attention summaries per document and head (lensbatch/metrics.py's HEAD_SCORES),

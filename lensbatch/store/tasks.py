@@ -1,4 +1,5 @@
-"""A task's two transactions: claim (what is left to do) and write (what was done).
+"""A task's two transactions: claim (what is left to do, one attempt counted per
+document: lensbatch/store/attempts.py) and write (what was done).
 
 Writing is an upsert keyed on (job, document), so running a task twice changes nothing.
 The write transaction holds the documents' results, head scores, activation statistics
@@ -12,23 +13,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select, update
+from sqlalchemy import Engine, Row, select, update
 
 from lensbatch.evaluation import DocEvaluation, ProbeResult
-from lensbatch.status import ACTIVE, FINISHED, JobStatus
+from lensbatch.status import FINISHED, JobStatus
 from lensbatch.store import schema
+from lensbatch.store.attempts import Claimer, claim_together, record_failures
 from lensbatch.store.clock import now
-from lensbatch.store.docstate import documents_without_result
+from lensbatch.store.docstate import documents_without_result, finish_if_complete
 from lensbatch.store.rows import has_probe, write_probe, write_summaries
-from lensbatch.store.upsert import INSERTS, insert_ignore, upsert
+from lensbatch.store.upsert import insert_ignore, upsert
 
 
 @dataclass(frozen=True)
 class Claim:
-    """What a task finds when it starts."""
+    """What a task finds when it starts: the documents it claimed together, or, when it
+    came back, the documents it must claim one at a time."""
 
     job: Row | None  # status and settings; None for an unknown job
-    todo: list[tuple[int, str]]  # (seq, text) still without a result
+    todo: list[tuple[int, str]]  # (seq, text) claimed together, one attempt each counted
+    returning: list[int]  # seqs without result whose attempts were counted before
     probed: bool  # the job already has its induction probe
 
     @property
@@ -37,10 +41,12 @@ class Claim:
         return self.job is None or self.job.status in FINISHED
 
 
-def claim(engine: Engine, job_id: str, seqs: list[int]) -> Claim:
-    """Read the job, the documents of `seqs` still to do (no result, not failed for
-    good) and whether the job has its probe; mark the job running."""
-    jd, docs = schema.job_documents, schema.documents
+def claim(engine: Engine, job_id: str, seqs: list[int], claimer: Claimer) -> Claim:
+    """Read the job and the documents of `seqs` still to do (no result, not failed for
+    good); mark the job running. If none was claimed before, claim them all, counting one
+    attempt each. If some were (the task came back: its process died, or a document
+    failed and it is retried), claim none: the caller claims them one at a time."""
+    jd = schema.job_documents
     with engine.begin() as connection:
         job = connection.execute(
             select(schema.jobs.c.status, schema.jobs.c.settings).where(
@@ -48,74 +54,24 @@ def claim(engine: Engine, job_id: str, seqs: list[int]) -> Claim:
             )
         ).first()
         if job is None or job.status in FINISHED:
-            return Claim(job, [], True)
-        query = (documents_without_result(job_id, jd.c.seq, docs.c.text)
+            return Claim(job, [], [], True)
+        query = (documents_without_result(job_id, jd.c.seq, jd.c.attempts)
                  .where(jd.c.seq.in_(seqs)).order_by(jd.c.seq))
-        todo = [(row.seq, row.text) for row in connection.execute(query)]
-        if not todo:
+        found = [(row.seq, row.attempts) for row in connection.execute(query)]
+        if not found:
             finish_if_complete(connection, job_id)
-            return Claim(job, [], True)
+            return Claim(job, [], [], True)
+        probed = has_probe(connection, job_id)
+        if any(attempts for _, attempts in found):
+            todo, returning = [], [seq for seq, _ in found]
+        else:
+            todo, returning = claim_together(connection, job_id, seqs, claimer), []
         connection.execute(
             update(schema.jobs)
             .where(schema.jobs.c.id == job_id, schema.jobs.c.status == JobStatus.QUEUED)
             .values(status=JobStatus.RUNNING, started_at=now())
         )
-        return Claim(job, todo, has_probe(connection, job_id))
-
-
-def count_final_failures(connection: Connection, job_id: str) -> int:
-    table = schema.document_failures
-    return int(connection.scalar(
-        select(func.count()).select_from(table).where(
-            table.c.job_id == job_id, table.c.final.is_(True))
-    ) or 0)
-
-
-def finish_if_complete(connection: Connection, job_id: str) -> None:
-    """Mark the job done once every document has a result or has failed for good."""
-    done = select(func.count()).select_from(schema.results).where(
-        schema.results.c.job_id == job_id
-    )
-    finished = done.scalar_subquery() + count_final_failures(connection, job_id)
-    connection.execute(
-        update(schema.jobs)
-        .where(
-            schema.jobs.c.id == job_id,
-            schema.jobs.c.status.in_(ACTIVE),
-            schema.jobs.c.n_documents <= finished,
-        )
-        .values(status=JobStatus.DONE, finished_at=now())
-    )
-
-
-def record_failures(
-    connection: Connection, job_id: str, failed: list[tuple[int, str]], max_attempts: int
-) -> list[int]:
-    """Count one more attempt for each failed document; return those with attempts left."""
-    if not failed:
-        return []
-    table = schema.document_failures
-    insert = INSERTS[connection.dialect.name](table)
-    statement = insert.on_conflict_do_update(
-        index_elements=["job_id", "seq"],
-        set_={
-            "attempts": table.c.attempts + 1,
-            "final": table.c.attempts + 1 >= max_attempts,
-            "error": insert.excluded.error,
-            "updated_at": insert.excluded.updated_at,
-        },
-    )
-    stamp = now()
-    connection.execute(statement, [
-        {"job_id": job_id, "seq": seq, "attempts": 1, "final": max_attempts <= 1,
-         "error": error, "updated_at": stamp}
-        for seq, error in failed
-    ])
-    seqs = [seq for seq, _ in failed]
-    return list(connection.scalars(
-        select(table.c.seq).where(table.c.job_id == job_id, table.c.seq.in_(seqs),
-                                  table.c.final.is_(False)).order_by(table.c.seq)
-    ))
+        return Claim(job, todo, returning, probed)
 
 
 @dataclass(frozen=True)
@@ -138,15 +94,7 @@ class Written:
     decode: Callable[[int], str]  # token id -> text, for the induction hit tokens
 
 
-@dataclass(frozen=True)
-class Writer:
-    """Who writes, and how many attempts a document gets."""
-
-    name: str  # hostname:pid, into results.worker
-    max_attempts: int
-
-
-def write_task(engine: Engine, job_id: str, written: Written, writer: Writer) -> list[int]:
+def write_task(engine: Engine, job_id: str, written: Written, claimer: Claimer) -> list[int]:
     """Results, summaries and failures in one transaction; return the failed seqs with
     attempts left."""
     outcome = written.outcome
@@ -154,7 +102,7 @@ def write_task(engine: Engine, job_id: str, written: Written, writer: Writer) ->
         if outcome.done:
             stamp = now()
             rows = [{"job_id": job_id, "seq": seq, **vars(evaluation.metrics),
-                     "worker": writer.name, "created_at": stamp}
+                     "worker": claimer.name, "created_at": stamp}
                     for seq, evaluation in outcome.done]
             upsert(connection, schema.results, rows, keys=("job_id", "seq"))
             write_summaries(connection, job_id, [seq for seq, _ in outcome.done],
@@ -163,6 +111,6 @@ def write_task(engine: Engine, job_id: str, written: Written, writer: Writer) ->
             write_probe(connection, job_id, written.model, written.probe)
             insert_ignore(connection, schema.models, [{**written.card, "created_at": now()}],
                           keys=("name",))
-        retry = record_failures(connection, job_id, outcome.failed, writer.max_attempts)
+        retry = record_failures(connection, job_id, outcome.failed, claimer.max_attempts)
         finish_if_complete(connection, job_id)
     return retry

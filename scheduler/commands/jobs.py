@@ -18,11 +18,11 @@ WORKER_COLUMNS = ("worker", "hostname", "device", "queues", "current task",
                   "documents done", "online", "last heartbeat")
 
 
-def print_workers(engine: Engine) -> None:
+def print_workers(engine: Engine, everything: bool = False) -> None:
     from lensbatch.store.workers import worker_rows
     from scheduler.output import write_rows
 
-    rows = worker_rows(engine)
+    rows = worker_rows(engine, everything)
     if rows:
         write_rows(rows, WORKER_COLUMNS, "table", sys.stdout)
     else:
@@ -149,12 +149,18 @@ def cancel(ctx: typer.Context, job: JobId) -> None:
     print(f"job {job} cancelled")
 
 
-def workers(ctx: typer.Context) -> None:
-    """List workers: hostname, device, current task, documents done, last heartbeat.
+def workers(
+    ctx: typer.Context,
+    everything: Annotated[bool, typer.Option(
+        "--all", help="Also the pool processes silent for over 10 minutes (stopped, "
+        "died or lost).")] = False,
+) -> None:
+    """List pool processes: hostname, device, current task, documents done, online (or
+    how it exited), last heartbeat. Those silent for over 10 minutes are left out.
 
-    Example: lensbatch workers
+    Example: lensbatch workers --all
     """
-    print_workers(invocation(ctx).engine)
+    print_workers(invocation(ctx).engine, everything)
 
 
 def db_upgrade(ctx: typer.Context) -> None:

@@ -14,17 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
 
-from lensbatch.store import schema
 from tests.cli import lensbatch
+from tests.crashes import kill_mid_task, task_seqs
 from tests.faults import (
     FAULTS,
     FaultRow,
     Probe,
     Worker,
     duplicates_and_lost,
-    wait_for,
     write_corpus,
 )
 from tests.services import PostgresServer, RedisServer
@@ -49,43 +47,6 @@ def submit(corpus: Path, env: dict[str, str], model: str, *extra: str) -> str:
     return result.stdout.strip()
 
 
-def task_seqs(task: str) -> list[int]:
-    """current_task is 'JOB:FIRST-LAST'."""
-    first, last = task.rsplit(":", 1)[1].split("-")
-    return list(range(int(first), int(last) + 1))
-
-
-def kill_mid_task(probe: Probe, worker: Worker, name: str, job: str,
-                  timeout: float = 90) -> list[int]:
-    """SIGKILL `worker` (pool name `name`) while it evaluates a task of `job` whose results
-    are not written yet; return that task's seqs.
-
-    The check and the kill happen while this side holds the results table in EXCLUSIVE mode
-    (reads pass, writes wait; taking it waits for any open writer to commit): a task that is
-    current and has no results then cannot commit before its worker dies, whatever the
-    timing. A task already written (its worker between commit and clearing current_task)
-    is passed over for the worker's next one."""
-    w, r = schema.workers, schema.results
-    killed: list[int] = []
-
-    def killed_mid_task() -> bool:
-        with probe.engine.begin() as connection:
-            connection.execute(text(f"LOCK TABLE {r.name} IN EXCLUSIVE MODE"))
-            task = connection.scalar(select(w.c.current_task).where(w.c.name == name))
-            if not task or not str(task).startswith(f"{job}:"):
-                return False
-            seqs = task_seqs(str(task))
-            if connection.scalar(select(func.count()).select_from(r).where(
-                    r.c.job_id == job, r.c.seq.in_(seqs))):
-                return False
-            worker.kill()  # the lock is released only once the worker is dead
-            killed.extend(seqs)
-            return True
-
-    wait_for(killed_mid_task, timeout, f"{name} killed mid-task")
-    return killed
-
-
 def record(fault: str, n: int, probe: Probe, job: str, seconds: float, note: str) -> None:
     seqs = probe.result_seqs(job)
     duplicated, lost = duplicates_and_lost(n, seqs)
@@ -103,7 +64,7 @@ def test_sigkill_worker_mid_task(tmp_path: Path, redis: RedisServer, postgres_ur
     try:
         name1, name2 = probe.pool_name(w1), probe.pool_name(w2)
         job = submit(write_corpus(tmp_path / "c.jsonl", n), env, tiny_checkpoint)
-        killed = kill_mid_task(probe, w1, name1, job)
+        killed = kill_mid_task(probe, name1, job, w1.kill)
         killed_at = time.monotonic()
         probe.wait(lambda: set(killed) <= set(probe.result_seqs(job)), 60, "task redelivered")
         recovery = time.monotonic() - killed_at

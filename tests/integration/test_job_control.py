@@ -51,13 +51,6 @@ def submit(corpus: Path, env: dict[str, str], model: str, *extra: str) -> str:
     return result.stdout.strip()
 
 
-def failures(probe: Probe, job: str) -> list[tuple[int, int, bool, str]]:
-    f = schema.document_failures
-    rows = probe._read(lambda c: c.execute(  # type: ignore[attr-defined]
-        select(f.c.seq, f.c.attempts, f.c.final, f.c.error).where(f.c.job_id == job)).all())
-    return [tuple(row) for row in rows]  # type: ignore[attr-defined,misc]
-
-
 def test_poison_document_fails_after_bounded_attempts(
     tmp_path: Path, redis: RedisServer, postgres_url: str, poisoned_checkpoint: str
 ) -> None:
@@ -76,13 +69,13 @@ def test_poison_document_fails_after_bounded_attempts(
         job = submit(corpus, env, poisoned_checkpoint)
         seconds = probe.wait_done(job, timeout=180)
         status = lensbatch("status", job, env=env)
-        first = failures(probe, job)
+        first = probe.failures(job)
         assert "re-enqueued 0 documents" in lensbatch("resume", job, env=env).stdout
         again = lensbatch("resume", job, "--failed", env=env)
         assert again.returncode == 0, again.stderr
         probe.wait(lambda: "seqs=7-7" in w1.text(), 60, "failed document retried alone")
         probe.wait_done(job)
-        second = failures(probe, job)
+        second = probe.failures(job)
     finally:
         w1.stop()
     assert status.returncode == 0, status.stderr

@@ -1,9 +1,9 @@
 """Evaluate documents with a TransformerLens bridge: the pure core of a worker's task.
 
-texts -> tokens (BOS prepended if asked) -> windows -> length-sorted padded batches ->
-one forward pass per batch, whose hooks reduce attention patterns and the selected
-activations as they pass (worker/reducer.py) -> per-position metrics and per-window
-sums -> stitched back per document.
+texts -> tokens (BOS prepended if asked; long texts in pieces) -> windows ->
+length-sorted padded batches -> one forward pass per batch, whose hooks reduce attention
+patterns and the selected activations as they pass (worker/reducer.py) -> per-position
+metrics and per-window sums -> stitched back per document.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from worker.engine.batching import batch_budget, budget_batches, pad
 from worker.engine.documents import WindowScores, stitch
 from worker.engine.models import resolve_hooks
 from worker.engine.reducer import BatchReducer
+from worker.engine.streaming import token_ids
 from worker.engine.summaries import batch_positions
 from worker.engine.token_metrics import next_token_correct, next_token_nll
 from worker.engine.windows import Window, split_windows
@@ -32,13 +33,10 @@ __all__ = ["DocEvaluation", "DocMetrics", "InductionHit", "WindowScores", "analy
 
 
 def tokenize(model: TransformerBridge, texts: list[str], prepend_bos: bool) -> list[list[int]]:
-    """Token ids per text; never truncated (long documents are windowed instead)."""
+    """Token ids per text; never truncated (long documents are windowed instead), and
+    long texts streamed through the tokenizer in pieces (worker/engine/streaming.py)."""
     tokenizer = model.tokenizer
-    ids: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    if prepend_bos:
-        bos = tokenizer.bos_token_id
-        ids = [[bos, *row] for row in ids]
-    return ids
+    return token_ids(tokenizer, texts, [tokenizer.bos_token_id] if prepend_bos else [])
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ def collect_windows(launched: LaunchedBatch) -> list[WindowScores]:
     for row, window in enumerate(launched.windows):
         offset = int(launched.offsets[row])
         first = offset + window.score_from
-        last = offset + len(window.tokens) - 1  # exclusive: last token predicts nothing
+        last = offset + window.length - 1  # exclusive: last token predicts nothing
         scores.append(WindowScores(
             host["nll"][row, first:last], host["correct"][row, first:last],
             host["earlier"][row, first:last], host["heads"][row], host["counts"][row],
@@ -165,7 +163,7 @@ def _score_all(
     scores: dict[int, WindowScores] = {}
     pending: tuple[list[int], LaunchedBatch] | None = None
     budget = batch_budget(spec.batch_tokens, model.cfg.device or "cpu")
-    for batch in budget_batches([len(w.tokens) for w in windows], budget):
+    for batch in budget_batches([w.length for w in windows], budget):
         items = [windows[i] for i in batch]
         launched: LaunchedBatch | None = None
         if scorer is None:
