@@ -87,3 +87,34 @@ def load_tokenizer(name: str, cache_dir: str = DEFAULT_CACHE_DIR) -> Any:
     if Path(name).is_dir():
         return AutoTokenizer.from_pretrained(name)
     return AutoTokenizer.from_pretrained(hub_name(name) or name, local_files_only=True)
+
+
+def _encodes_atomically(tokenizer: Any, token: str) -> bool:
+    return len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1
+
+
+def bridge_tokens(model: Any, texts: list[str], prepend_bos: bool | None) -> list[list[int]]:
+    """Token ids per text exactly as the bridge's `to_tokens` gives them, but never
+    truncated (long documents are windowed) and one list per text (no padding).
+
+    prepend_bos None follows the model (`cfg.default_prepend_bos`). As in to_tokens, a
+    tokenizer that adds its own BOS (Llama, Gemma) keeps it and gets no second one, and
+    loses it with prepend_bos False; one that does not gets the BOS string in front of
+    the text when its BOS is one token, and nothing when it has none; a trailing EOS
+    that the tokenizer appends itself (OLMo) is dropped.
+    """
+    tokenizer, cfg = model.tokenizer, model.cfg
+    prepend = bool(cfg.default_prepend_bos) if prepend_bos is None else prepend_bos
+    adds_bos = bool(getattr(cfg, "tokenizer_prepends_bos", False))
+    bos = tokenizer.bos_token
+    if prepend and not adds_bos and bos is not None and _encodes_atomically(tokenizer, bos):
+        texts = [bos + text for text in texts]
+    ids: list[list[int]] = tokenizer(texts, verbose=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    if getattr(cfg, "tokenizer_appends_eos", False) and eos is not None:
+        for row in ids:
+            while len(row) > 1 and row[-1] == eos:
+                row.pop()
+    if not prepend and adds_bos and tokenizer.bos_token_id is not None:
+        ids = [row[1:] for row in ids]
+    return ids
