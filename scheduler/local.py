@@ -46,6 +46,9 @@ def run_local(
     cache_dir: str = DEFAULT_CACHE_DIR,
 ) -> RunReport:
     """Evaluate every task of a new job here; `view` shows progress after each task."""
+    from lensbatch.models import check_loadable
+
+    check_loadable(spec.model)  # offline and not cached: fail before torch loads
     from worker.engine.batching import batch_budget
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, resolve_hooks

@@ -19,11 +19,11 @@ from scheduler.context import invocation
 from scheduler.options import (
     Activations,
     BatchTokens,
+    Bos,
     Corpus,
     Device,
     Dtype,
     Model,
-    NoBos,
     Queue,
     Stats,
     Stride,
@@ -42,7 +42,7 @@ def run(
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = JobSpec.stride,
-    no_bos: NoBos = False,
+    bos: Bos = None,
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
@@ -56,7 +56,7 @@ def run(
     from scheduler.output import summary_table
     from scheduler.progress import ProgressView
 
-    spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
+    spec = job_spec(JobSpec(model=model, prepend_bos=bos, batch_tokens=batch_tokens,
                             task_tokens=task_tokens, stride=stride, dtype=dtype),
                     activations, stats)
     state = invocation(ctx)
@@ -78,7 +78,7 @@ def submit(
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = JobSpec.stride,
-    no_bos: NoBos = False,
+    bos: Bos = None,
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
@@ -91,7 +91,7 @@ def submit(
     from scheduler.enqueue import check_broker, enqueue
 
     state = invocation(ctx)
-    spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
+    spec = job_spec(JobSpec(model=model, prepend_bos=bos, batch_tokens=batch_tokens,
                             task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue),
                     activations, stats)
     check_broker(state.settings)
@@ -139,7 +139,7 @@ def score(
     text: Annotated[str, typer.Argument(help="The text to score (or @FILE to read one).")],
     model: Model = JobSpec.model,
     device: Device = "auto",
-    no_bos: NoBos = False,
+    bos: Bos = None,
     activations: Activations = None,
     stats: Stats = None,
 ) -> None:
@@ -148,6 +148,7 @@ def score(
 
     Example: lensbatch score "Hello TransformerLens! Hello TransformerLens!" -m toy-induction
     """
+    from lensbatch.models import check_loadable
     from scheduler.output import score_report
     from worker.engine.device import pick_device
     from worker.engine.evaluate import analyse_tokens, tokenize
@@ -160,7 +161,8 @@ def score(
             raise UserError(f"cannot read {text[1:]}: {exc}") from None
     if not text:
         raise UserError("the text is empty")
-    spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos), activations, stats)
+    spec = job_spec(JobSpec(model=model, prepend_bos=bos), activations, stats)
+    check_loadable(model)
     bridge = load_model(model, str(pick_device(device)), "float32",
                         invocation(ctx).settings.cache_dir)
     tokens = tokenize(bridge, [text], spec.prepend_bos)[0]
@@ -178,6 +180,9 @@ def inspect(
 
     Example: lensbatch inspect gpt2-small-random
     """
+    from lensbatch.models import check_loadable
+
+    check_loadable(model)  # offline and not cached: one line now, before torch loads
     from scheduler.output import model_card_lines
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, model_card
