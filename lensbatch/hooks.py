@@ -2,7 +2,8 @@
 
 Users name hooks as in the seed notebook: shorthand (`pattern`, `resid_post`, `k6`)
 expanded by TransformerLens's own `get_act_name`, or full canonical names
-(`blocks.0.attn.hook_pattern`). Shorthand without a layer means every layer. The
+(`blocks.0.attn.hook_pattern`). Shorthand without a layer means every layer that has
+that hook (a hybrid has attention hooks on its attention layers only). The
 scheduler checks names at submit time, before anything is stored; the worker checks
 them again against the loaded model's hooks.
 """
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -52,11 +53,29 @@ _BLOCK_NAME = re.compile(r"blocks\.(\d+)\.(.+)")
 
 @dataclass(frozen=True)
 class ModelShape:
-    """What decides which hooks a model has. n_layers None: not known before loading."""
+    """What decides which hooks a model has. n_layers None: not known before loading.
+
+    has_mlp and has_norm drop whole families of hooks (MLP_HOOKS, NORM_HOOKS); `absent`
+    lists the full names an architecture lacks beyond those (a rotary model's
+    hook_pos_embed, a state-space model's attention hooks, a hybrid's attention hooks on
+    its recurrent layers). `from_names` gives the one shape of a set of names.
+    """
 
     n_layers: int | None
     has_mlp: bool = True
     has_norm: bool = True
+    absent: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_names(cls, n_layers: int, names: Iterable[str]) -> ModelShape:
+        """The shape whose hook_names() are exactly the canonical names among `names`."""
+        present = set(names)
+        block = {h for name in present if (match := _BLOCK_NAME.fullmatch(name))
+                 for h in [match.group(2)]}
+        has_mlp = bool(block & set(MLP_HOOKS))
+        has_norm = bool((block | present) & set(NORM_HOOKS))
+        full = cls(n_layers, has_mlp, has_norm).hook_names()
+        return cls(n_layers, has_mlp, has_norm, frozenset(full) - present)
 
     def hook_names(self) -> list[str]:
         """Every valid full hook name (block hooks only when n_layers is known)."""
@@ -64,11 +83,18 @@ class ModelShape:
                  if (self.has_mlp or h not in MLP_HOOKS) and (self.has_norm or h not in NORM_HOOKS)]
         outside = [h for h in GLOBAL_HOOKS if self.has_norm or h not in NORM_HOOKS]
         layers = range(self.n_layers or 0)
-        return [f"blocks.{layer}.{h}" for layer in layers for h in block] + outside
+        names = [f"blocks.{layer}.{h}" for layer in layers for h in block] + outside
+        return [name for name in names if name not in self.absent]
+
+    @cached_property
+    def _valid(self) -> frozenset[str]:
+        return frozenset(self.hook_names())
 
     def allows(self, name: str) -> bool:
         if self.n_layers is not None:
-            return name in self.hook_names()
+            return name in self._valid
+        if name in self.absent:
+            return False
         match = _BLOCK_NAME.fullmatch(name)
         if match is None:
             return name in GLOBAL_HOOKS
@@ -118,13 +144,19 @@ def hook_kind(name: str) -> str:
 
 
 def _valid_names_message(shape: ModelShape) -> str:
-    suffixes = [h for h in BLOCK_HOOKS if shape.allows(f"blocks.0.{h}")]
-    layers = f"0..{shape.n_layers - 1}" if shape.n_layers else "0..n_layers-1"
+    layers = range(shape.n_layers or 1)
+    where = {h: [layer for layer in layers if shape.allows(f"blocks.{layer}.{h}")]
+             for h in BLOCK_HOOKS}
+    everywhere = [h for h in BLOCK_HOOKS if len(where[h]) == len(layers)]
+    somewhere = [h for h in BLOCK_HOOKS if 0 < len(where[h]) < len(layers)]
+    span = f"0..{shape.n_layers - 1}" if shape.n_layers else "0..n_layers-1"
     outside = [h for h in GLOBAL_HOOKS if shape.allows(h)]
     shorthand = [s for s in SHORTHAND if _expand(s, shape)]
-    return (f"valid names: blocks.L.{{{', '.join(suffixes)}}} for L in {layers}; "
-            f"{', '.join(outside)}; or shorthand for every layer: {', '.join(shorthand)} "
-            "(one layer: k6, pattern0)")
+    partial = "".join(f"; blocks.L.{h} for L in {', '.join(map(str, where[h]))}"
+                      for h in somewhere)
+    return (f"valid names: blocks.L.{{{', '.join(everywhere)}}} for L in {span}{partial}; "
+            f"{', '.join(outside)}; or shorthand for every layer that has it: "
+            f"{', '.join(shorthand)} (one layer: k6, pattern0)")
 
 
 def _expand(name: str, shape: ModelShape) -> list[str]:
@@ -137,8 +169,9 @@ def _expand(name: str, shape: ModelShape) -> list[str]:
     if shape.n_layers is None:
         # Layers unknown until the model loads: check the form, expand on the worker.
         return [name] if shape.allows(get_act_name(name, 0)) else []
+    # Every layer that has the hook (a hybrid has attention on some layers only).
     per_layer = [get_act_name(name, layer) for layer in range(shape.n_layers)]
-    return per_layer if all(shape.allows(n) for n in per_layer) else []
+    return [n for n in per_layer if shape.allows(n)]
 
 
 def resolve_activations(requested: Sequence[str], shape: ModelShape) -> list[str]:

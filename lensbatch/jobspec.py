@@ -18,8 +18,9 @@ MAX_MODEL_CHARS = 255  # the jobs.model column's length
 @dataclass(frozen=True)
 class JobSpec:
     model: str = "gpt2-small-random"
-    # Prepend BOS to every document, as TransformerLens does by default.
-    prepend_bos: bool = True
+    # Prepend BOS to every document: None does as TransformerLens does for the model
+    # (its bridge's cfg.default_prepend_bos); True or False (--bos, --no-bos) overrides.
+    prepend_bos: bool | None = None
     # Tokens (batch size x padded length) per forward pass; None lets each worker pick
     # for its device (worker.engine.batching.batch_budget).
     batch_tokens: int | None = None

@@ -17,13 +17,13 @@ import ast
 import functools
 import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from lensbatch.errors import ModelUnavailable
-from lensbatch.hooks import ModelShape
+from lensbatch.hooks import BLOCK_HOOKS, GLOBAL_HOOKS, ModelShape
 
 
 class Source(StrEnum):
@@ -51,8 +51,7 @@ BUILTINS = {b.name: b for b in (
             1024, "toy-induction with its induction head (1.2) switched off (zero weights): it "
             "predicts nothing, repeated text included; for comparisons"),
 )}
-# config.json keys that give a local checkpoint's layer count and its context length.
-LAYER_KEYS = ("n_layer", "num_hidden_layers", "n_layers")
+# config.json keys that give a local checkpoint's context length.
 CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
 
 # A local checkpoint with any of these has a tokenizer of its own.
@@ -107,6 +106,30 @@ def hub_name(name: str) -> str | None:
     return _hub_names().get(name.lower())
 
 
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE is set: the hub is not asked, only the Hugging Face cache."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def check_loadable(name: str) -> None:
+    """Raise ModelUnavailable at once for a hub model that offline loading would miss.
+
+    With HF_HUB_OFFLINE set, a hub model loads only from the Hugging Face cache; a model
+    that is not there fails here, in a second, before torch is imported. Online, whether
+    the hub answers is only known by asking it (the worker does).
+    """
+    if model_source(name) != Source.HUB or not hub_offline():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = hub_name(name) or name
+    if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        raise ModelUnavailable(
+            f"cannot load model {name!r} ({repo}): HF_HUB_OFFLINE is set and it is not in "
+            "the Hugging Face cache (warm the cache on a machine with network, or use a "
+            "local checkpoint directory)")
+
+
 def model_source(name: str) -> Source:
     """Where a model comes from, or ModelUnavailable for a name that is none of them.
 
@@ -127,10 +150,56 @@ def model_source(name: str) -> Source:
     )
 
 
-def _local_config(name: str) -> dict[str, Any]:
-    """A local checkpoint's config.json, or {} (not a checkpoint, or unreadable)."""
-    if not is_local_checkpoint(name):
-        return {}
+# The hooks the bridge gives each architecture, as the canonical names it lacks (block
+# hooks by suffix, on every layer); tests/unit/test_model_matrix.py checks each entry
+# against the loaded model. Hybrids (attention on some layers only) list only what no
+# layer has: the worker expands shorthand to the layers that have the hook.
+_NO_POSITIONS = ("hook_pos_embed",)  # rotary, ALiBi or no positions: no hook_pos_embed
+_PARALLEL = (*_NO_POSITIONS, "hook_resid_mid", "ln2.hook_scale", "ln2.hook_normalized")
+_POST_NORM = (*_NO_POSITIONS, "ln1.hook_scale", "ln1.hook_normalized", "ln2.hook_scale",
+              "ln2.hook_normalized")
+_NO_ATTENTION = ("hook_attn_out", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z",
+                 "attn.hook_attn_scores", "attn.hook_pattern")
+_STATE_SPACE = (*_POST_NORM, *_NO_ATTENTION, "hook_mlp_out", "mlp.hook_pre", "mlp.hook_post")
+ABSENT_HOOKS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("GPT2LMHeadModel", "GPTNeoForCausalLM", "GPTBigCodeForCausalLM",
+                     "OPTForCausalLM"), ()),
+    "GPTNeoXForCausalLM": (*_NO_POSITIONS, "hook_resid_mid"),
+    **dict.fromkeys(("GPTJForCausalLM", "FalconForCausalLM", "PhiForCausalLM",
+                     "CohereForCausalLM", "Cohere2ForCausalLM"), _PARALLEL),
+    **dict.fromkeys(("Olmo2ForCausalLM", "Olmo3ForCausalLM", "FlexOlmoForCausalLM",
+                     "Exaone4ForCausalLM"), _POST_NORM),
+    "Gemma4ForCausalLM": (*_POST_NORM, "ln_final.hook_scale", "ln_final.hook_normalized"),
+    **dict.fromkeys(("MambaForCausalLM", "Mamba2ForCausalLM", "FalconMambaForCausalLM"),
+                    (*_STATE_SPACE, "hook_resid_mid")),
+    "RwkvForCausalLM": (*_NO_POSITIONS, *_NO_ATTENTION, "hook_mlp_out", "mlp.hook_pre",
+                        "mlp.hook_post"),
+    "JetMoeForCausalLM": (*_NO_POSITIONS, "attn.hook_q", "attn.hook_k", "attn.hook_v",
+                          "attn.hook_z"),
+    **dict.fromkeys((
+        "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "GemmaForCausalLM",
+        "Gemma2ForCausalLM", "Gemma3ForCausalLM", "VaultGemmaForCausalLM", "Qwen2ForCausalLM",
+        "Qwen2MoeForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM",
+        "Qwen3NextForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5MoeForCausalLM",
+        "XGLMForCausalLM", "BloomForCausalLM", "MptForCausalLM", "Phi3ForCausalLM",
+        "StableLmForCausalLM", "Starcoder2ForCausalLM", "Ministral3ForCausalLM",
+        "Llama4ForCausalLM", "OlmoForCausalLM", "OlmoeForCausalLM", "OlmoHybridForCausalLM",
+        "GraniteForCausalLM", "GraniteMoeForCausalLM", "GlmForCausalLM", "Glm4ForCausalLM",
+        "Glm4MoeForCausalLM", "Glm4MoeLiteForCausalLM", "GlmMoeDsaForCausalLM",
+        "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "YoutuForCausalLM",
+        "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "HunYuanDenseV1ForCausalLM",
+        "Jais2ForCausalLM", "LagunaForCausalLM", "Lfm2ForCausalLM", "Lfm2MoeForCausalLM",
+        "MiniMaxM2ForCausalLM", "NanoChatForCausalLM", "NemotronForCausalLM",
+        "SeedOssForCausalLM", "SmolLM3ForCausalLM", "ApertusForCausalLM", "ArceeForCausalLM",
+        "BitNetForCausalLM", "AfmoeForCausalLM", "GptOssForCausalLM",
+        "ModernBertDecoderForCausalLM", "JambaForCausalLM", "BambaForCausalLM",
+        "FalconH1ForCausalLM"), _NO_POSITIONS),
+}
+LAYER_KEYS = ("n_layer", "num_hidden_layers", "n_layers", "num_layers")
+
+
+def checkpoint_config(name: str) -> dict[str, object]:
+    """A local checkpoint's config.json, or {} when it cannot be read."""
     try:
         config = json.loads((Path(name) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -138,21 +207,32 @@ def _local_config(name: str) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def _first_int(config: dict[str, Any], keys: tuple[str, ...]) -> int | None:
-    found = [config[k] for k in keys if type(config.get(k)) is int]
-    return found[0] if found else None
+def shape_from_config(config: dict[str, object]) -> ModelShape:
+    """The hooks a checkpoint's model will have, from its config.json: its layer count,
+    and what its architecture lacks (ABSENT_HOOKS) when lensbatch knows it."""
+    layers = next((v for k in LAYER_KEYS if isinstance(v := config.get(k), int)), None)
+    architectures = config.get("architectures")
+    arch = architectures[0] if isinstance(architectures, list) and architectures else None
+    if layers is None or arch not in ABSENT_HOOKS:
+        # MLP and LayerNorm hooks are assumed; the worker checks the real model.
+        return ModelShape(n_layers=layers)
+    lacks = set(ABSENT_HOOKS[arch])
+    names = [f"blocks.{layer}.{h}" for layer in range(layers) for h in BLOCK_HOOKS
+             if h not in lacks] + [h for h in GLOBAL_HOOKS if h not in lacks]
+    return ModelShape.from_names(layers, names)
 
 
 def model_shape(name: str) -> ModelShape:
-    """Layers and blocks of a model as far as they are known without loading it.
+    """Layers and hooks of a model as far as they are known without loading it.
 
     Built-ins are known exactly; a local checkpoint's config.json gives its layer count
-    (MLP and LayerNorm hooks are assumed; the worker checks the real model); a hub
-    model's shape is only known to the worker that loads it.
+    and architecture; a hub model's shape is only known to the worker that loads it.
     """
     if name in BUILTINS:
         return BUILTINS[name].shape
-    return ModelShape(n_layers=_first_int(_local_config(name), LAYER_KEYS))
+    if is_local_checkpoint(name):
+        return shape_from_config(checkpoint_config(name))
+    return ModelShape(n_layers=None)
 
 
 def model_context(name: str) -> int | None:
@@ -161,4 +241,5 @@ def model_context(name: str) -> int | None:
     (None: the worker checks the loaded model)."""
     if name in BUILTINS:
         return BUILTINS[name].n_ctx
-    return _first_int(_local_config(name), CONTEXT_KEYS)
+    config = checkpoint_config(name) if is_local_checkpoint(name) else {}
+    return next((v for k in CONTEXT_KEYS if type(v := config.get(k)) is int), None)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from lensbatch.errors import ModelUnavailable
 from lensbatch.jobspec import JobSpec
+from lensbatch.models import check_loadable
 from lensbatch.settings import Settings
 from lensbatch.status import JobStatus
 from lensbatch.store.jobs import Member, PlannedJob, create_jobs
@@ -67,6 +68,8 @@ def run_jobs_local(
     then evaluate the jobs here one after the other; `views()` gives each job's
     progress view. Every model is loaded, its hooks and stride checked, before anything
     is stored."""
+    for member in members:  # offline and not cached: fail before torch loads
+        check_loadable(member.spec.model)
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, resolve_hooks
     from worker.service import Runtime

@@ -29,7 +29,9 @@ BatchTokens = Annotated[int | None, typer.Option(
     help="Tokens per forward pass (batch x length); default 1024 on CPU, 8192 on GPU.")]
 TaskTokens = Annotated[int, typer.Option(help="Approximate tokens per queued task.")]
 Stride = Annotated[int, typer.Option(help="Window stride for long documents; 0 = n_ctx/2.")]
-NoBos = Annotated[bool, typer.Option("--no-bos", help="Do not prepend BOS.")]
+Bos = Annotated[bool | None, typer.Option(
+    "--bos/--no-bos", help="Prepend BOS, or not; default: as TransformerLens does for the "
+    "model (its default_prepend_bos: yes for GPT-2 and Llama, no for Qwen or Phi).")]
 Dtype = Annotated[str, typer.Option(help="float32, or bfloat16/float16 on accelerators.")]
 Queue = Annotated[str, typer.Option(help="Queue to send tasks to (cpu or gpu).")]
 Format = Annotated[str, typer.Option("--format", "-f",

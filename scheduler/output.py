@@ -118,20 +118,65 @@ def summary_table(summary: JobSummary, seconds: float | None = None,
     return table
 
 
+def _layers(layers: list[int], n_layers: int) -> str:
+    return "every layer" if len(layers) == n_layers else "layers " + ", ".join(map(str, layers))
+
+
+def architecture_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The card's architecture facts as (label, value), for `inspect` and the report;
+    [] for a card recorded before lensbatch kept them."""
+    arch, n_layers = config.get("architecture") or {}, int(config.get("n_layers") or 0)
+    if not arch:
+        return []
+    attention = arch["attention"]
+    if attention == "none":
+        attention = "none: no attention heads (per-head scores do not apply)"
+    else:
+        if arch.get("n_key_value_heads"):
+            attention += (f", {config['n_heads']} query heads sharing "
+                          f"{arch['n_key_value_heads']} key/value heads")
+        attention += f", {_layers(arch['attention_layers'], n_layers)}"
+    rows = [("Architecture", str(arch["class"])), ("Positional scheme", arch["positional"]),
+            ("Attention", attention)]
+    if arch.get("sliding_window"):
+        rows.append(("Sliding window", f"{arch['sliding_window']} tokens, "
+                                       f"{_layers(arch['sliding_window_layers'], n_layers)}"))
+    experts = (f"{arch['experts']} experts, {arch['experts_per_token']} per token"
+               if arch.get("experts") else "no")
+    yes_no = {True: "yes", False: "no"}
+    return rows + [("Gated MLP", yes_no[bool(arch["gated_mlp"])]),
+                   ("Mixture of experts", experts),
+                   ("Attention and MLP in parallel", yes_no[bool(arch["parallel_attn_mlp"])]),
+                   ("Norm", arch["norm"]),
+                   ("BOS prepended by default", yes_no[bool(arch["default_prepend_bos"])])]
+
+
 def model_card_lines(card: dict[str, Any]) -> list[str]:
-    """`lensbatch inspect`: the seed notebook's first section for one model card."""
+    """`lensbatch inspect`: the seed notebook's first section for one model card, with
+    only the weights the model has."""
     cfg, shapes = card["config"], card["weight_shapes"]
-    lines = [f"Number of layers: {cfg['n_layers']}",
-             f"Number of heads per layer: {cfg['n_heads']}",
-             f"Maximum context window: {cfg['n_ctx']}",
-             f"Shape of `embeddings` matrix: {' x '.join(map(str, shapes['W_E']))}",
-             "Shape of `positional embeddings` matrix: "
-             f"{' x '.join(map(str, shapes['W_pos']))}"]
+
+    def shape(name: str) -> str:
+        return " x ".join(map(str, shapes[name]))
+
+    lines = [f"Number of layers: {cfg['n_layers']}"]
+    if cfg.get("n_heads") is not None:
+        lines.append(f"Number of heads per layer: {cfg['n_heads']}")
+    lines.append(f"Maximum context window: {cfg['n_ctx']}")
+    lines += [f"{label}: {value}" for label, value in architecture_rows(cfg)]
+    lines.append(f"Shape of `embeddings` matrix: {shape('W_E')}")
+    if "W_pos" in shapes:
+        lines.append(f"Shape of `positional embeddings` matrix: {shape('W_pos')}")
     for name, label in (("W_Q", "query"), ("W_K", "key"), ("W_V", "value")):
-        layers, heads, d_model, d_head = shapes[name]
-        lines.append(f"Shape of `{label}` matrix: {d_model} x {d_head} "
-                     f"(per head; {name} is {layers} x {heads} x {d_model} x {d_head})")
-    lines.append(f"Shape of `unembeddings` matrix: {' x '.join(map(str, shapes['W_U']))}")
+        if name in shapes:
+            layers, heads, d_model, d_head = shapes[name]
+            lines.append(f"Shape of `{label}` matrix: {d_model} x {d_head} "
+                         f"(per head; {name} is {layers} x {heads} x {d_model} x {d_head})")
+    for name, label in (("W_O", "attention output"), ("W_in", "MLP input"),
+                        ("W_gate", "MLP gate"), ("W_out", "MLP output")):
+        if name in shapes:
+            lines.append(f"Shape of `{label}` matrix ({name}): {shape(name)}")
+    lines.append(f"Shape of `unembeddings` matrix: {shape('W_U')}")
     return lines
 
 
@@ -149,17 +194,37 @@ def _top(rows: Sequence[dict[str, Any]], column: str, n: int = 3) -> str:
     return ", ".join(f"{r['layer']}.{r['head']} ({r[column]:.3f})" for r in best) or "-"
 
 
-def probe_lines(probe: ProbeSummary | None, rows: Sequence[dict[str, Any]]) -> list[str]:
-    """What `lensbatch heads` prints above its table: the probe and the top heads."""
+def has_no_heads(card: Any | None) -> bool:
+    """Whether a recorded model card (the models row) says the model has no attention
+    heads (Mamba, RWKV); False when no card is recorded yet."""
+    config = getattr(card, "config", None) or {}
+    return bool((config.get("architecture") or {}).get("attention") == "none")
+
+
+def no_heads_line(model: str) -> str:
+    return (f"{model} has no attention heads (a state-space or recurrent model): there are "
+            "no per-head scores; the probe's losses still measure in-context copying")
+
+
+def probe_lines(probe: ProbeSummary | None, rows: Sequence[dict[str, Any]],
+                no_heads: bool = False) -> list[str]:
+    """What `lensbatch heads` prints above its table: the probe and the top heads, or
+    for a model without attention heads the probe's losses and that it has none."""
     if probe is None:
         lines = ["induction probe: not run yet (it runs with the job's first task)"]
+    elif no_heads:
+        lines = [f"induction probe ({probe.model}): [BOS] + {probe.n_tokens} random tokens, "
+                 f"repeated; loss on the first copy {_fmt(probe.first_copy_loss)}, on the "
+                 f"second {_fmt(probe.second_copy_loss)} nats"]
     else:
         lines = [f"induction probe ({probe.model}): [BOS] + {probe.n_tokens} random tokens, "
                  f"repeated; loss on the first copy {_fmt(probe.first_copy_loss)}, on the "
                  f"second {_fmt(probe.second_copy_loss)} nats",
                  f"  top induction heads (probe): {_top(rows, 'probe_induction_score')}",
                  f"  top previous-token heads (probe): {_top(rows, 'probe_prev_token_score')}"]
-    if any(r["n_documents"] for r in rows):
+    if no_heads:
+        lines.append(no_heads_line(probe.model if probe is not None else "this model"))
+    elif any(r["n_documents"] for r in rows):
         lines += [f"  top induction heads (documents): {_top(rows, 'induction_score')}",
                   f"  top previous-token heads (documents): {_top(rows, 'prev_token_score')}"]
     return lines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -82,3 +82,20 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def matrix_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """The architecture matrix's checkpoints (tests/architectures.py) by name, each built
+    the first time a test asks for it and shared by the whole session."""
+    from tests.architectures import BY_NAME, build_checkpoint
+
+    root = tmp_path_factory.mktemp("matrix")
+    built: dict[str, str] = {}
+
+    def path(name: str) -> str:
+        if name not in built:
+            built[name] = str(build_checkpoint(BY_NAME[name], root / name))
+        return built[name]
+
+    return path

@@ -20,6 +20,7 @@ from scheduler.context import invocation
 from scheduler.options import (
     Activations,
     BatchTokens,
+    Bos,
     Corpus,
     Device,
     Dtype,
@@ -27,7 +28,6 @@ from scheduler.options import (
     Model,
     Models,
     ModelsFile,
-    NoBos,
     Queue,
     Stats,
     Stride,
@@ -48,7 +48,7 @@ def run(
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = JobSpec.stride,
-    no_bos: NoBos = False,
+    bos: Bos = None,
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
@@ -68,7 +68,7 @@ def run(
     from scheduler.progress import ProgressView
     from scheduler.sweep import members
 
-    base = JobSpec(prepend_bos=not no_bos, batch_tokens=batch_tokens,
+    base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, dtype=dtype)
     chosen = members(model, models, base, activations, stats)
     state = invocation(ctx)
@@ -99,7 +99,7 @@ def submit(
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = JobSpec.stride,
-    no_bos: NoBos = False,
+    bos: Bos = None,
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
@@ -121,7 +121,7 @@ def submit(
     from scheduler.sweep import members
 
     state = invocation(ctx)
-    base = JobSpec(prepend_bos=not no_bos, batch_tokens=batch_tokens,
+    base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue)
     chosen = members(model, models, base, activations, stats)
     settings = with_document_limit(state.settings, max_document_bytes)
@@ -179,7 +179,7 @@ def score(
     text: Annotated[str, typer.Argument(help="The text to score (or @FILE to read one).")],
     model: Model = JobSpec.model,
     device: Device = "auto",
-    no_bos: NoBos = False,
+    bos: Bos = None,
     activations: Activations = None,
     stats: Stats = None,
 ) -> None:
@@ -188,6 +188,7 @@ def score(
 
     Example: lensbatch score "Hello TransformerLens! Hello TransformerLens!" -m toy-induction
     """
+    from lensbatch.models import check_loadable
     from scheduler.output import score_report
     from worker.engine.device import pick_device
     from worker.engine.evaluate import analyse_tokens, tokenize
@@ -200,7 +201,8 @@ def score(
             raise UserError(f"cannot read {text[1:]}: {exc}") from None
     if not text:
         raise UserError("the text is empty")
-    spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos), activations, stats)
+    spec = job_spec(JobSpec(model=model, prepend_bos=bos), activations, stats)
+    check_loadable(model)
     bridge = load_model(model, str(pick_device(device)), "float32",
                         invocation(ctx).settings.cache_dir)
     tokens = tokenize(bridge, [text], spec.prepend_bos)[0]
@@ -218,6 +220,9 @@ def inspect(
 
     Example: lensbatch inspect gpt2-small-random
     """
+    from lensbatch.models import check_loadable
+
+    check_loadable(model)  # offline and not cached: one line now, before torch loads
     from scheduler.output import model_card_lines
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, model_card

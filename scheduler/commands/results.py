@@ -33,12 +33,20 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
     Example: lensbatch heads 3f2a9c1e0b7d4e21 --format parquet --output heads.parquet
     """
     from lensbatch.store.queries import HEAD_COLUMNS, head_rows, job_probe, job_summary
-    from scheduler.output import emit_rows, probe_lines
+    from lensbatch.store.report_data import model_card
+    from scheduler.output import emit_rows, has_no_heads, no_heads_line, probe_lines
 
     engine = invocation(ctx).engine
-    job_summary(engine, job)  # raises JobNotFound for a wrong id
+    model = job_summary(engine, job).model  # raises JobNotFound for a wrong id
     rows = head_rows(engine, job)
-    emit_rows(rows, HEAD_COLUMNS, fmt, output, header=probe_lines(job_probe(engine, job), rows))
+    no_heads = has_no_heads(model_card(engine, model))
+    header = probe_lines(job_probe(engine, job), rows, no_heads)
+    if no_heads and fmt == "table":  # the probe's losses and one plain line; no empty table
+        sys.stdout.write("\n".join(header) + "\n")
+        return
+    if no_heads:  # csv, jsonl, parquet: no rows, and the reason where people read it
+        sys.stderr.write(no_heads_line(model) + "\n")
+    emit_rows(rows, HEAD_COLUMNS, fmt, output, header=header)
 
 
 def report(

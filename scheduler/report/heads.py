@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from lensbatch.metrics import HEAD_SCORES, HeadScore
+from lensbatch.store import report_data
 from lensbatch.store.queries import head_means, job_probe, probe_head_rows
-from scheduler.report.html import ReportContext, Section, grid_table, num, section
+from scheduler.output import has_no_heads, no_heads_line
+from scheduler.report.html import ReportContext, Section, esc, grid_table, num, section
 
 TOP_HEADS = 8
 
@@ -77,7 +79,17 @@ def probe_section(ctx: ReportContext) -> str | None:
     return section("Repeated-tokens probe", "".join(parts), "probe")
 
 
+def no_heads_section(ctx: ReportContext) -> str | None:
+    """For a model without attention heads, say so where the heatmaps would be."""
+    if not has_no_heads(report_data.model_card(ctx.engine, ctx.job["model"])):
+        return None
+    body = (f"<p>{esc(no_heads_line(ctx.job['model']))}. Loss, accuracy and induction "
+            "hits are behavioural and are reported below as for any model.</p>")
+    return section("Attention heads", body, "no-heads")
+
+
 HEAD_SECTIONS: tuple[Section, ...] = (
+    no_heads_section,
     *(partial(score_section, score) for score in HEAD_SCORES if score.heatmap),
     probe_section,
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from lensbatch.jobspec import JobSpec
 from lensbatch.metrics import DOC_METRICS
 from lensbatch.store import report_data
+from scheduler.output import architecture_rows
 from scheduler.report.html import ReportContext, esc, kv_table, num, section
 from scheduler.report.text import Hit, highlight, load_tokenizer, token_spans
 
@@ -41,6 +42,7 @@ def model_card_section(ctx: ReportContext) -> str:
     cfg = card.config or {}
     rows: list[tuple[str, object]] = [("name", card.name), ("source", card.source)]
     rows += [(k, cfg[k]) for k in MODEL_CARD_KEYS if k in cfg]
+    rows += architecture_rows(cfg)
     rows += [(f"shape {k}", " x ".join(map(str, v))) for k, v in sorted(card.weight_shapes.items())]
     return section("Model card", kv_table(rows), "model")
 
@@ -97,6 +99,10 @@ def top_induction_section(ctx: ReportContext) -> str | None:
                        "<p>No induction hits in this job.</p>", "induction-docs")
     tokenizer = load_tokenizer(ctx.job["model"], ctx.cache_dir)
     bos = JobSpec.from_json(ctx.job["settings"]).prepend_bos
+    if bos is None:  # the model's rule, as its card recorded it
+        card = report_data.model_card(ctx.engine, ctx.job["model"])
+        arch = ((card.config if card is not None else None) or {}).get("architecture") or {}
+        bos = bool(arch.get("default_prepend_bos", True))
     parts = ['<p>Marked tokens were predicted correctly on a repeated bigram '
              '(<mark>hit</mark>, <mark class="novel">novel hit</mark>: first occurrence '
              'predicted wrongly).</p>']

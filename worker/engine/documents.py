@@ -24,7 +24,8 @@ class WindowScores:
     correct: np.ndarray  # [n_scored] bool
     earlier: np.ndarray  # [n_scored] int64: document position of the bigram's first
     #                      occurrence inside the window, or -1
-    head_sums: np.ndarray  # [layer, 4, head] float32, HEAD_SCORE_NAMES summed over positions
+    head_sums: np.ndarray  # [attention layer, 4, head] float32 (HeadLayout.layers),
+    #                        HEAD_SCORE_NAMES summed over positions
     head_counts: np.ndarray  # [4] int64: positions behind each of those sums
     moments: dict[str, np.ndarray]  # hook -> [group, MOMENTS]
 
@@ -75,15 +76,28 @@ def induction_hits(correct: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray
     return hits, hits & ~first_correct
 
 
-def head_values(parts: list[WindowScores]) -> dict[str, list[list[float | None]]]:
+@dataclass(frozen=True)
+class HeadLayout:
+    """Which layers have attention heads: WindowScores.head_sums holds those layers, in
+    this order; a document's head values list every layer, [] for one without heads."""
+
+    n_layers: int
+    layers: tuple[int, ...]
+
+
+def head_values(parts: list[WindowScores],
+                layout: HeadLayout) -> dict[str, list[list[float | None]]]:
     sums = sum((p.head_sums.astype(np.float64) for p in parts[1:]),
-               parts[0].head_sums.astype(np.float64))  # [layer, 4, head]
+               parts[0].head_sums.astype(np.float64))  # [attention layer, 4, head]
     counts = sum((p.head_counts for p in parts[1:]), parts[0].head_counts)  # [4]
     values: dict[str, list[list[float | None]]] = {}
     for index, field in enumerate(HEAD_SCORE_NAMES):
         n = int(counts[index])
-        per_layer: list[list[float | None]] = (sums[:, index] / max(n, 1)).tolist()
-        values[field] = per_layer if n else [[None] * len(h) for h in per_layer]
+        found: list[list[float | None]] = (sums[:, index] / max(n, 1)).tolist()
+        per_layer: list[list[float | None]] = [[] for _ in range(layout.n_layers)]
+        for layer, heads in zip(layout.layers, found, strict=True):
+            per_layer[layer] = heads if n else [None] * len(heads)
+        values[field] = per_layer
     return values
 
 
@@ -95,14 +109,15 @@ def scored_positions(parts: list[WindowScores]) -> Scored:
     return Scored(_joined([p.nll for p in parts]), correct, earlier, hits, novel)
 
 
-def stitch(tokens: list[int], parts: list[WindowScores], stats: tuple[str, ...]) -> DocEvaluation:
+def stitch(tokens: list[int], parts: list[WindowScores], stats: tuple[str, ...],
+           layout: HeadLayout) -> DocEvaluation:
     """One document from its windows' scores, in document order."""
     scored = scored_positions(parts)
     hit_list = [InductionHit(position=i + 1, token=tokens[i + 1], novel=bool(scored.novel[i]))
                 for i in np.flatnonzero(scored.hits).tolist()]
     return DocEvaluation(
         metrics=doc_metrics(len(tokens), scored, len(parts)),
-        heads=head_values(parts),
+        heads=head_values(parts, layout),
         stats={name: finish_stats(combine_moments([p.moments[name] for p in parts]), stats)
                for name in parts[0].moments},
         hits=hit_list,

@@ -20,23 +20,25 @@ from lensbatch.evaluation import DocEvaluation, DocMetrics, InductionHit
 from lensbatch.jobspec import JobSpec
 from worker.engine.adaptive import halve_on_oom, release_cached_memory
 from worker.engine.batching import batch_budget, budget_batches, pad
-from worker.engine.documents import WindowScores, stitch
+from worker.engine.card import attention_layers
+from worker.engine.documents import HeadLayout, WindowScores, stitch
 from worker.engine.models import resolve_hooks
 from worker.engine.reducer import BatchReducer
-from worker.engine.streaming import token_ids
 from worker.engine.summaries import batch_positions
 from worker.engine.token_metrics import next_token_correct, next_token_nll
+from worker.engine.tokenizer import bridge_tokens
 from worker.engine.windows import Window, split_windows
 
 __all__ = ["DocEvaluation", "DocMetrics", "InductionHit", "WindowScores", "analyse_texts",
            "analyse_tokens", "evaluate_texts", "evaluate_tokens", "score_windows", "tokenize"]
 
 
-def tokenize(model: TransformerBridge, texts: list[str], prepend_bos: bool) -> list[list[int]]:
-    """Token ids per text; never truncated (long documents are windowed instead), and
-    long texts streamed through the tokenizer in pieces (worker/engine/streaming.py)."""
-    tokenizer = model.tokenizer
-    return token_ids(tokenizer, texts, [tokenizer.bos_token_id] if prepend_bos else [])
+def tokenize(model: TransformerBridge, texts: list[str],
+             prepend_bos: bool | None) -> list[list[int]]:
+    """Token ids per text as TransformerLens's to_tokens gives them, BOS by the model's
+    rule unless prepend_bos says otherwise; never truncated (long documents are windowed
+    instead). worker/engine/tokenizer.py bridge_tokens has the rules."""
+    return bridge_tokens(model, texts, prepend_bos)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,13 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
+def padding_for(model: TransformerBridge, requested: str) -> str:
+    """The job's padding side, except for a model without attention: a recurrent model
+    reads every position in order (RWKV ignores the attention mask), so left padding
+    would run it over the padding first; on the right, padding follows what counts."""
+    return requested if attention_layers(model) else "right"
+
+
 def _repeat_width(windows: list[Window]) -> int:
     """The most earlier occurrences any query of the batch has of its own token."""
     return max(max(Counter(w.tokens).values()) - 1 for w in windows)
@@ -81,7 +90,10 @@ def launch_windows(
     device."""
     device = torch.device(model.cfg.device or "cpu")
     pad_id = model.tokenizer.pad_token_id or 0
-    tokens, mask, offsets = pad([w.tokens for w in windows], pad_id, padding_side)
+    if pad_id >= int(model.cfg.d_vocab):  # a pad token added past the embedding
+        pad_id = 0
+    tokens, mask, offsets = pad([w.tokens for w in windows], pad_id,
+                                padding_for(model, padding_side))
     owned_from = offsets + torch.tensor([w.owned().start for w in windows])
     owned_to = offsets + torch.tensor([w.owned().stop for w in windows])
     # Document position of each row's padded index 0.
@@ -134,7 +146,7 @@ def score_windows(
     whose hooks are on, one without activations is made and hooked for this batch."""
     if reducer is not None:
         return collect_windows(launch_windows(model, windows, padding_side, reducer))
-    reducer = BatchReducer(int(model.cfg.n_layers), [], ())
+    reducer = BatchReducer(attention_layers(model), [], ())
     with torch.inference_mode(), model.hooks(fwd_hooks=reducer.fwd_hooks()):
         return collect_windows(launch_windows(model, windows, padding_side, reducer))
 
@@ -197,8 +209,8 @@ def document_windows(
     """Every sequence's windows, scored in batches, in document order per sequence."""
     n_ctx = int(model.cfg.n_ctx)
     stride = spec.stride or n_ctx // 2
-    reducer = BatchReducer(int(model.cfg.n_layers), resolve_hooks(model, spec.activations),
-                           spec.stats)
+    layout = HeadLayout(int(model.cfg.n_layers), attention_layers(model))
+    reducer = BatchReducer(layout.layers, resolve_hooks(model, spec.activations), spec.stats)
     windows = [w for i, toks in enumerate(docs) for w in split_windows(i, toks, n_ctx, stride)]
     with torch.inference_mode(), model.hooks(fwd_hooks=reducer.fwd_hooks()):
         scores = _score_all(model, windows, spec, reducer, scorer)
@@ -215,7 +227,9 @@ def analyse_tokens(
     """Metrics, head summaries, activation statistics and induction hits per sequence,
     in order, whatever the batching."""
     per_doc = document_windows(model, docs, spec, scorer)
-    return [stitch(toks, parts, spec.stats) for toks, parts in zip(docs, per_doc, strict=True)]
+    layout = HeadLayout(int(model.cfg.n_layers), attention_layers(model))
+    return [stitch(toks, parts, spec.stats, layout)
+            for toks, parts in zip(docs, per_doc, strict=True)]
 
 
 def evaluate_tokens(

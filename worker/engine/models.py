@@ -17,11 +17,15 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.errors import JobSpecError, ModelUnavailable
-from lensbatch.hooks import ModelShape, resolve_activations
-from lensbatch.models import has_own_tokenizer, model_source
+from lensbatch.hooks import resolve_activations
+from lensbatch.models import Source, check_loadable, has_own_tokenizer, hub_name, model_source
 from lensbatch.settings import DEFAULT_CACHE_DIR
 from worker.engine import toy_induction
+from worker.engine.card import loaded_shape, model_card
 from worker.engine.tokenizer import gpt2_tokenizer
+
+__all__ = ["BUILDERS", "load_model", "loaded_shape", "model_card", "model_record",
+           "resolve_hooks"]
 
 RANDOM_SEED = 0
 
@@ -51,23 +55,31 @@ BUILDERS: dict[str, Callable[[torch.device, torch.dtype, str], TransformerBridge
 
 def _boot_pretrained(name: str, device: torch.device, dtype: torch.dtype,
                      cache_dir: str) -> TransformerBridge:
+    """A local checkpoint or hub model, loaded once, in `dtype`, by TransformerLens (a
+    hub alias such as pythia-70m under its official name)."""
     tokenizer = None if has_own_tokenizer(name) else gpt2_tokenizer(cache_dir)
+    source = hub_name(name) if model_source(name) == Source.HUB else None
     try:
         return TransformerBridge.boot_transformers(
-            name, device=device, dtype=dtype, tokenizer=tokenizer
+            source or name, device=device, dtype=dtype, tokenizer=tokenizer
         )
     except (OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailable(f"cannot load model {name!r}: {first_line}") from None
 
 
-@functools.lru_cache(maxsize=2)
 def load_model(name: str, device: str, dtype: str,
                cache_dir: str = DEFAULT_CACHE_DIR) -> TransformerBridge:
-    """Load (once per process, per device and dtype) and return the model in eval mode."""
+    """Load (once per process, per device and dtype) and return the model in eval mode:
+    one copy of its weights, however the callers spell the arguments."""
+    return _load_model(name, device, dtype, cache_dir)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_model(name: str, device: str, dtype: str, cache_dir: str) -> TransformerBridge:
     from worker.engine.device import pick_dtype
 
-    model_source(name)  # ModelUnavailable for a name of no source
+    check_loadable(name)  # ModelUnavailable for a name of no source, or offline and uncached
     torch_device = torch.device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -80,35 +92,6 @@ def load_model(name: str, device: str, dtype: str,
     if model.tokenizer is None:
         model.set_tokenizer(gpt2_tokenizer(cache_dir))
     return model
-
-
-def model_card(model: TransformerBridge) -> dict[str, Any]:
-    """What the seed notebook's first section prints: sizes and weight shapes."""
-    cfg = model.cfg
-    shapes = {
-        name: list(getattr(model, name).shape)
-        for name in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_U")
-    }
-    return {
-        "config": {
-            "n_layers": int(cfg.n_layers),
-            "n_heads": int(cfg.n_heads),
-            "n_ctx": int(cfg.n_ctx),
-            "d_model": int(cfg.d_model),
-            "d_head": int(cfg.d_head),
-            "d_vocab": int(cfg.d_vocab),
-        },
-        "weight_shapes": shapes,
-    }
-
-
-def loaded_shape(model: TransformerBridge) -> ModelShape:
-    hooks = model.hook_dict
-    return ModelShape(
-        n_layers=int(model.cfg.n_layers),
-        has_mlp="blocks.0.mlp.hook_post" in hooks,
-        has_norm="blocks.0.ln1.hook_normalized" in hooks,
-    )
 
 
 def resolve_hooks(model: TransformerBridge, requested: tuple[str, ...] | list[str]) -> list[str]:

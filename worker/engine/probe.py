@@ -21,6 +21,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.evaluation import ProbeResult
 from lensbatch.settings import DEFAULT_CACHE_DIR
+from worker.engine.card import attention_layers
 from worker.engine.token_metrics import next_token_nll
 
 SEED = 0
@@ -31,7 +32,11 @@ def probe_tokens(model: TransformerBridge) -> torch.Tensor:  # [1, 1 + 2 n]
     """[BOS] + X + X. X is shorter than N_COPY when the context is: detect_head needs the
     whole sequence strictly shorter than n_ctx."""
     n = min(N_COPY, (int(model.cfg.n_ctx) - 2) // 2)
-    bos = int(model.tokenizer.bos_token_id)
+    tokenizer = model.tokenizer
+    # A tokenizer without BOS leads with its EOS (or token 0): the first position only
+    # has to be a token that neither copy holds.
+    bos = next((int(t) for t in (tokenizer.bos_token_id, tokenizer.eos_token_id)
+                if t is not None), 0)
     generator = torch.Generator().manual_seed(SEED)
     candidates = torch.randperm(int(model.cfg.d_vocab), generator=generator)
     x = candidates[candidates != bos][:n]
@@ -71,20 +76,21 @@ def run_probe(model: TransformerBridge) -> ProbeResult:
     n = (tokens.shape[1] - 1) // 2
     patterns = detection_patterns(tokens[0].cpu()).to(model.cfg.device)
     scores: dict[int, torch.Tensor] = {}
-    n_layers = int(model.cfg.n_layers)
     hooks = [(f"blocks.{layer}.attn.hook_pattern", partial(_scores, patterns, scores, layer))
-             for layer in range(n_layers)]
+             for layer in attention_layers(model)]
     with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         logits = model(tokens, return_type="logits")
     nll = next_token_nll(logits, tokens)[0].double().cpu()  # nll[i]: loss on token i + 1
-    per_layer = torch.stack([scores[layer] for layer in range(n_layers)]).cpu()  # [l, 2, h]
+    # [layer][2][head]; a layer without attention heads (a state-space layer) has none.
+    per_layer = [scores[layer].cpu().tolist() if layer in scores else [[], []]
+                 for layer in range(int(model.cfg.n_layers))]
     # Each copy's first token cannot be predicted from the copy, so neither loss counts it.
     return ProbeResult(
         n_tokens=n,
         first_copy_loss=float(nll[1:n].mean()),
         second_copy_loss=float(nll[n + 1:2 * n].mean()),
-        induction_scores=per_layer[:, 0].tolist(),
-        prev_token_scores=per_layer[:, 1].tolist(),
+        induction_scores=[layer[0] for layer in per_layer],
+        prev_token_scores=[layer[1] for layer in per_layer],
     )
 
 

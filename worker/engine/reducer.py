@@ -21,8 +21,12 @@ Hook = tuple[str, Callable[..., None]]
 
 
 class BatchReducer:
-    def __init__(self, n_layers: int, activations: Sequence[str], stats: tuple[str, ...]) -> None:
-        self.n_layers = n_layers
+    """`layers`: the layers whose attention patterns are summarised per head (every layer
+    of a transformer, none of a state-space model, the attention layers of a hybrid)."""
+
+    def __init__(self, layers: Sequence[int], activations: Sequence[str],
+                 stats: tuple[str, ...]) -> None:
+        self.layers = tuple(layers)
         self.activations = tuple(activations)
         self.stats = stats
         self._positions: Positions | None = None
@@ -31,7 +35,7 @@ class BatchReducer:
 
     def fwd_hooks(self) -> list[Hook]:
         hooks: list[Hook] = [(f"blocks.{layer}.attn.hook_pattern", partial(self._pattern, layer))
-                             for layer in range(self.n_layers)]
+                             for layer in self.layers]
         hooks += [(name, partial(self._activation, name, hook_kind(name)))
                   for name in self.activations]
         return hooks
@@ -53,13 +57,18 @@ class BatchReducer:
         self._moments[name] = activation_moments(activation, kind, self._current(), self.stats)
 
     def finish(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """[batch, layer, 4, head] head sums and hook -> [batch, group, MOMENTS], on the
-        device (nothing here waits for it)."""
-        missing = [layer for layer in range(self.n_layers) if layer not in self._heads]
+        """[batch, len(layers), 4, head] head sums (in `layers` order) and hook ->
+        [batch, group, MOMENTS], on the device (nothing here waits for it)."""
+        missing = [layer for layer in self.layers if layer not in self._heads]
         missing_hooks = [name for name in self.activations if name not in self._moments]
         if missing or missing_hooks:
             raise RuntimeError(f"hooks did not fire: layers {missing}, {missing_hooks}")
-        heads = torch.stack([self._heads[layer] for layer in range(self.n_layers)], dim=1)
+        positions = self._current()
+        if self.layers:
+            heads = torch.stack([self._heads[layer] for layer in self.layers], dim=1)
+        else:  # no attention: no heads
+            heads = positions.owned.new_zeros((positions.owned.shape[0], 0, 4, 0),
+                                              dtype=torch.float32)
         moments = dict(self._moments)
         self._positions = None
         self._heads.clear()
