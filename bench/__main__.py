@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from bench.report import Row, print_table, write_json
-from bench.rows import Options, forward_rows, memory_rows, queue_rows, submit_rows
+from bench.rows import Options, forward_rows, lmeval_group, memory_rows, queue_rows, submit_rows
 
-ALL_ROWS = "abcdefgh"
+ALL_ROWS = "abcdefghi"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -30,12 +30,16 @@ def parse(argv: list[str] | None = None) -> Options:
                         help="tokens per forward pass (default: the worker's for the device)")
     parser.add_argument("--submit-docs", type=int, default=100_000)
     parser.add_argument("--rows", default=ALL_ROWS, help="which rows to run, e.g. abcd")
+    parser.add_argument("--lmeval-corpus", choices=("spread", "rolling"), default="spread",
+                        help="row i's corpus: the one of rows a-d, or 60 documents of "
+                             "19 to 1,999 tokens (x --scale)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
     args = parser.parse_args(argv)
     return Options(model=args.model, device=args.device, dtype=args.dtype, scale=args.scale,
                    per_length=args.per_length,
                    reps=args.reps, batch_tokens=args.batch_tokens,
-                   submit_docs=args.submit_docs, rows=args.rows, out=Path(args.out))
+                   submit_docs=args.submit_docs, rows=args.rows,
+                   lmeval_corpus=args.lmeval_corpus, out=Path(args.out))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
-                               ("f", submit_rows), ("g", memory_rows)):
+                               ("f", submit_rows), ("g", memory_rows), ("i", lmeval_group)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - started
     print_table(rows)
     meta = {"model": options.model, "device": options.device, "dtype": options.dtype,
-            "scale": options.scale,
+            "scale": options.scale, "lmeval_corpus": options.lmeval_corpus,
             "per_length": options.per_length, "reps": options.reps, "seconds": round(seconds, 1),
             "cpus": os.cpu_count(), "machine": platform.platform(),
             "load_average": os.getloadavg()}

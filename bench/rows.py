@@ -6,7 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.corpus import spread_corpus, write_jsonl, write_large_jsonl
+from bench.checkpoints import save_gpt2
+from bench.corpus import (
+    rolling_lengths,
+    spread_corpus,
+    token_corpus,
+    write_jsonl,
+    write_large_jsonl,
+)
 from bench.forward import run_forward_rows
 from bench.report import Row
 from bench.timing import median, paired_ratio
@@ -24,6 +31,7 @@ class Options:
     batch_tokens: int | None
     submit_docs: int
     rows: str
+    lmeval_corpus: str
     out: Path
 
 
@@ -74,20 +82,6 @@ def forward_rows(options: Options, work: Path) -> list[Row]:
     return rows
 
 
-def _tiny_checkpoint(path: Path) -> str:
-    """The tests' tiny GPT-2 (2 layers, d_model 64, n_ctx 64) with GPT-2's tokenizer."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from worker.engine.tokenizer import gpt2_tokenizer
-
-    torch.manual_seed(1234)
-    config = GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=64)
-    GPT2LMHeadModel(config).eval().save_pretrained(path)
-    gpt2_tokenizer().save_pretrained(path)
-    return str(path)
-
-
 def queue_rows(options: Options, work: Path) -> list[Row]:
     # Imported here: rows a-d need no Celery (the GPU script runs only those).
     from bench.queue import QueueJob, queue_overhead, scaling
@@ -104,7 +98,9 @@ def queue_rows(options: Options, work: Path) -> list[Row]:
         log = work / "workers.log"
         rows: list[Row] = []
         if "e" in options.rows:
-            tiny = _tiny_checkpoint(work / "tiny")
+            # The tests' tiny GPT-2 (2 layers, d_model 64, n_ctx 64).
+            tiny = save_gpt2(work / "tiny", 1234, n_layer=2, n_head=4, n_embd=64,
+                             n_positions=64)
             texts = [f"Task {i}: the lamp is lit, the harbour is quiet." for i in range(200)]
             job = QueueJob(write_jsonl(work / "tasks.jsonl", texts),
                            JobSpec(model=tiny, task_tokens=1), 0)
@@ -170,3 +166,18 @@ def submit_rows(options: Options, work: Path) -> list[Row]:
         Row("f", "submit peak RSS", run.peak_rss_mb, "MB", target="< 300 MB",
             met=run.peak_rss_mb < 300, note="the scheduler process"),
     ]
+
+
+def lmeval_group(options: Options, work: Path) -> list[Row]:
+    """i: lm-evaluation-harness, the raw Hugging Face forward and lensbatch (bench/lmeval.py)."""
+    from bench.lmeval import lmeval_rows
+
+    if options.lmeval_corpus == "rolling":
+        from worker.engine.tokenizer import gpt2_tokenizer
+
+        tokenizer = gpt2_tokenizer()
+        lengths = [max(2, int(n * options.scale)) for n in rolling_lengths()]
+        texts = token_corpus(lengths, tokenizer.encode, tokenizer.decode)
+    else:
+        texts = spread_corpus(options.scale, options.per_length)
+    return lmeval_rows(texts, work, options.reps, options.batch_tokens)

@@ -20,6 +20,12 @@ BatchTokens = Annotated[int | None, typer.Option(
     help="Tokens per forward pass (batch x length); default 1024 on CPU, 8192 on GPU.")]
 TaskTokens = Annotated[int, typer.Option(help="Approximate tokens per queued task.")]
 Stride = Annotated[int, typer.Option(help="Window stride for long documents; 0 = n_ctx/2.")]
+Windows = Annotated[str, typer.Option(
+    help="Windows for long documents: sliding (--stride apart, every prediction with as "
+         "much context as fits) or disjoint (lm-evaluation-harness's rolling windows).")]
+NoHeads = Annotated[bool, typer.Option(
+    "--no-heads", help="Behaviour only: loss, accuracy and induction hits, without the "
+                       "per-head attention summaries and the probe.")]
 NoBos = Annotated[bool, typer.Option("--no-bos", help="Do not prepend BOS.")]
 Dtype = Annotated[str, typer.Option(help="float32, or bfloat16/float16 on accelerators.")]
 Queue = Annotated[str, typer.Option(help="Queue to send tasks to (cpu or gpu).")]

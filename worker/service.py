@@ -77,8 +77,9 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     outcome = evaluate_isolating(lambda texts: analyse_texts(model, texts, spec), claimed.todo)
     for seq, error in outcome.failed:
         log.warning("job %s document %d failed: %s", job_id, seq, error)
-    probe = None if claimed.probed else probe_model(spec.model, runtime.device, spec.dtype,
-                                                    runtime.cache_dir)
+    # The probe is a per-head summary too: a behaviour-only job (--no-heads) has none.
+    probe = None if claimed.probed or not spec.heads else probe_model(
+        spec.model, runtime.device, spec.dtype, runtime.cache_dir)
     written = Written(outcome, probe, spec.model,
                       model_record(spec.model, runtime.device, spec.dtype, runtime.cache_dir),
                       lambda token: str(model.tokenizer.decode([token])))

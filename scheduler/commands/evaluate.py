@@ -24,10 +24,12 @@ from scheduler.options import (
     Dtype,
     Model,
     NoBos,
+    NoHeads,
     Queue,
     Stats,
     Stride,
     TaskTokens,
+    Windows,
     job_spec,
 )
 
@@ -42,6 +44,8 @@ def run(
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = JobSpec.stride,
+    windows: Windows = JobSpec.windows,
+    no_heads: NoHeads = False,
     no_bos: NoBos = False,
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
@@ -57,7 +61,8 @@ def run(
     from scheduler.progress import ProgressView
 
     spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                            task_tokens=task_tokens, stride=stride, dtype=dtype),
+                            task_tokens=task_tokens, stride=stride, windows=windows,
+                            heads=not no_heads, dtype=dtype),
                     activations, stats)
     state = invocation(ctx)
     view = ProgressView(sys.stderr, terminal=sys.stderr.isatty())  # stdout keeps the summary
@@ -78,6 +83,8 @@ def submit(
     batch_tokens: BatchTokens = JobSpec.batch_tokens,
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = JobSpec.stride,
+    windows: Windows = JobSpec.windows,
+    no_heads: NoHeads = False,
     no_bos: NoBos = False,
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
@@ -92,7 +99,8 @@ def submit(
 
     state = invocation(ctx)
     spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                            task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue),
+                            task_tokens=task_tokens, stride=stride, windows=windows,
+                            heads=not no_heads, dtype=dtype, queue=queue),
                     activations, stats)
     check_broker(state.settings)
     job = create_job(state.engine, corpus, spec)

@@ -21,8 +21,10 @@ Hook = tuple[str, Callable[..., None]]
 
 
 class BatchReducer:
-    def __init__(self, n_layers: int, activations: Sequence[str], stats: tuple[str, ...]) -> None:
-        self.n_layers = n_layers
+    def __init__(self, n_layers: int, activations: Sequence[str], stats: tuple[str, ...],
+                 heads: bool = True) -> None:
+        # The layers whose attention patterns are summarised per head: none without heads.
+        self.n_layers = n_layers if heads else 0
         self.activations = tuple(activations)
         self.stats = stats
         self._positions: Positions | None = None
@@ -52,14 +54,15 @@ class BatchReducer:
     def _activation(self, name: str, kind: str, activation: torch.Tensor, hook: Any) -> None:
         self._moments[name] = activation_moments(activation, kind, self._current(), self.stats)
 
-    def finish(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """[batch, layer, 4, head] head sums and hook -> [batch, group, MOMENTS], on the
-        device (nothing here waits for it)."""
+    def finish(self, batch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """[batch, layer, 4, head] head sums (no layers without heads) and hook ->
+        [batch, group, MOMENTS], on the device (nothing here waits for it)."""
         missing = [layer for layer in range(self.n_layers) if layer not in self._heads]
         missing_hooks = [name for name in self.activations if name not in self._moments]
         if missing or missing_hooks:
             raise RuntimeError(f"hooks did not fire: layers {missing}, {missing_hooks}")
-        heads = torch.stack([self._heads[layer] for layer in range(self.n_layers)], dim=1)
+        heads = (torch.stack([self._heads[layer] for layer in range(self.n_layers)], dim=1)
+                 if self.n_layers else torch.zeros(batch, 0, 4, 0))
         moments = dict(self._moments)
         self._positions = None
         self._heads.clear()
