@@ -25,8 +25,8 @@ from transformer_lens.model_bridge import TransformerBridge
 from worker.engine.token_metrics import target_correct, target_nll
 
 FINAL_HOOK = "ln_final.hook_out"
-# Logits per chunk (64 MiB in float32): 1,335 positions of GPT-2's vocabulary, enough
-# for large matrix products, small enough to stay near the caches.
+# Logits per chunk (64 MiB in float32): 333 positions of GPT-2's vocabulary, enough for
+# large matrix products, small enough to stay near the caches.
 CHUNK_ELEMENTS = 1 << 24
 
 
