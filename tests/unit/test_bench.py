@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.corpus import spread_corpus, write_large_jsonl
+from bench.corpus import rolling_lengths, spread_corpus, token_corpus, write_large_jsonl
+from bench.lmeval import agreement
 from bench.report import Row, print_table, write_json
-from bench.timing import paired_ratio, side_by_side
+from bench.timing import interleaved, paired_ratio, side_by_side
 
 
 def test_spread_corpus_is_deterministic_and_spread() -> None:
@@ -45,3 +46,34 @@ def test_table_is_printed_and_written(tmp_path: Path, capsys: pytest.CaptureFixt
     data = json.loads(path.read_text())
     assert path.name.startswith("bench-cuda0-bfloat16-")
     assert data["rows"][0]["ratio"] == 0.98 and data["rows"][1]["value"] is None
+
+
+def test_rolling_corpus_has_the_lengths_asked_for() -> None:
+    from worker.engine.tokenizer import gpt2_tokenizer
+
+    lengths = rolling_lengths()
+    assert (len(lengths), lengths[0], lengths[-1]) == (60, 19, 1999)
+    assert 25_000 < sum(lengths) < 27_000 and lengths == sorted(lengths)
+    tokenizer = gpt2_tokenizer()
+    texts = token_corpus(lengths[:8], tokenizer.encode, tokenizer.decode)
+    found = sorted(len(tokenizer.encode(t)) for t in texts)
+    assert all(abs(a - b) <= 1 for a, b in zip(found, lengths[:8], strict=True))
+    assert texts == token_corpus(lengths[:8], tokenizer.encode, tokenizer.decode)
+
+
+def test_interleaved_runs_report_their_own_seconds() -> None:
+    order: list[str] = []
+
+    def run(name: str, seconds: float) -> float:
+        order.append(name)
+        return seconds
+
+    found = interleaved({"x": lambda: run("x", 2.0), "y": lambda: run("y", 5.0)}, 2)
+    assert order == ["x", "y", "y", "x"]
+    assert found == {"x": [2.0, 2.0], "y": [5.0, 5.0]}
+
+
+def test_agreement_is_the_largest_difference() -> None:
+    relative, absolute = agreement([100.0, 10.5, 3.0], [100.2, 10.0, 3.0])
+    assert absolute == pytest.approx(0.5)
+    assert relative == pytest.approx(0.05)
