@@ -31,8 +31,10 @@ services:
 test: setup services
 	$(BIN)/python -m pytest -q
 
-# The benchmark suite (6 to 8 minutes on 2 CPU cores): prints a table and writes it as
-# JSON to bench-results/. On a CUDA machine: bash bench/gpu.sh.
+# The benchmark suite: prints a table and writes it as JSON to bench-results/. Row i
+# runs lm-evaluation-harness from a virtualenv of its own (.venv-lmeval, or
+# LENSBATCH_LMEVAL_VENV), which the benchmark creates when missing; lm-eval is no
+# dependency of lensbatch. On a CUDA machine: bash bench/gpu.sh.
 bench: setup services
 	$(BIN)/python -m bench
 
@@ -41,4 +43,4 @@ lint: setup
 	$(BIN)/mypy lensbatch worker scheduler bench migrations tests
 
 clean:
-	rm -rf $(VENV) demo.db lensbatch.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lmeval demo.db lensbatch.db .pytest_cache .mypy_cache .ruff_cache

@@ -15,12 +15,13 @@ from bench.rows import (
     Options,
     forward_rows,
     interval_rows,
+    lmeval_group,
     memory_rows,
     queue_rows,
     submit_rows,
 )
 
-ALL_ROWS = "abcdefghi"
+ALL_ROWS = "abcdefghij"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -39,13 +40,16 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--interval-docs", type=int, default=100_000,
                         help="documents per job for row i (intervals, compare)")
     parser.add_argument("--rows", default=ALL_ROWS, help="which rows to run, e.g. abcd")
+    parser.add_argument("--lmeval-corpus", choices=("spread", "rolling"), default="spread",
+                        help="row j's corpus: the one of rows a-d, or 60 documents of "
+                             "19 to 1,999 tokens (x --scale)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
     args = parser.parse_args(argv)
     return Options(model=args.model, device=args.device, dtype=args.dtype, scale=args.scale,
                    per_length=args.per_length,
                    reps=args.reps, batch_tokens=args.batch_tokens,
                    submit_docs=args.submit_docs, rows=args.rows, out=Path(args.out),
-                   interval_docs=args.interval_docs)
+                   interval_docs=args.interval_docs, lmeval_corpus=args.lmeval_corpus)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
-                               ("f", submit_rows), ("g", memory_rows), ("i", interval_rows)):
+                               ("f", submit_rows), ("g", memory_rows), ("i", interval_rows),
+                               ("j", lmeval_group)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - started
     print_table(rows)
     meta = {"model": options.model, "device": options.device, "dtype": options.dtype,
-            "scale": options.scale,
+            "scale": options.scale, "lmeval_corpus": options.lmeval_corpus,
             "per_length": options.per_length, "reps": options.reps, "seconds": round(seconds, 1),
             "cpus": os.cpu_count(), "machine": platform.platform(),
             "load_average": os.getloadavg()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 WORDS = (
@@ -70,3 +71,20 @@ def write_large_jsonl(path: Path, n_docs: int, chars: int, seed: int = 0) -> Pat
             text = f"Document {i}. " + pool[i % len(pool)][:chars]
             out.write(json.dumps({"id": i, "text": text}) + "\n")
     return path
+
+
+def rolling_lengths(n_docs: int = 60, shortest: int = 19, longest: int = 1999) -> list[int]:
+    """Token counts spread geometrically from `shortest` to `longest` (the defaults: 60
+    documents, about 25,600 tokens, the longest two windows of GPT-2's context)."""
+    ratio = (longest / shortest) ** (1 / max(n_docs - 1, 1))
+    return [round(shortest * ratio**i) for i in range(n_docs)]
+
+
+def token_corpus(lengths: list[int], encode: Callable[[str], list[int]],
+                 decode: Callable[[list[int]], str], seed: int = 0) -> list[str]:
+    """One document per length, cut to that many tokens of `encode` (re-encoding the
+    cut text can differ by a token at the cut), shuffled."""
+    rng = random.Random(seed)
+    texts = [decode(encode(document(rng, n))[:n]) for n in lengths]
+    rng.shuffle(texts)
+    return texts

@@ -13,7 +13,7 @@ from bench.timing import side_by_side
 from lensbatch.jobspec import JobSpec
 from worker.engine.batching import batch_budget, budget_batches, pad
 from worker.engine.evaluate import evaluate_tokens
-from worker.engine.windows import Window, split_windows
+from worker.engine.windows import Window, document_windows
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class Batches:
 
 def make_batches(model: TransformerBridge, docs: list[list[int]], spec: JobSpec) -> Batches:
     n_ctx = int(model.cfg.n_ctx)
-    stride = spec.stride or n_ctx // 2
-    windows = [w for i, toks in enumerate(docs) for w in split_windows(i, toks, n_ctx, stride)]
+    windows = [w for i, toks in enumerate(docs)
+               for w in document_windows(i, toks, n_ctx, spec.windows, spec.stride)]
     pad_id = model.tokenizer.pad_token_id or 0
     tokens, masks = [], []
     budget = batch_budget(spec.batch_tokens, model.cfg.device or "cpu")

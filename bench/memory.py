@@ -1,4 +1,5 @@
-"""Row g: peak memory of the evaluation path with and without activation summaries.
+"""Row g: peak memory of the evaluation path with and without activation summaries, and
+with batches of 8,192 tokens instead of the CPU's 1,024.
 
 Each measurement is a fresh `lensbatch run` process (model load, evaluation, SQLite
 writes) under bench.rss, so the figure is that process's own peak RSS and nothing of
@@ -15,6 +16,7 @@ from pathlib import Path
 from bench.workers import LENSBATCH
 
 SUMMARIES = ("--activations", "resid_post,pattern", "--stats", "mean,norm")
+LARGE_BATCHES = ("--batch-tokens", "8192")
 
 
 def run_peak_rss_mb(corpus: Path, model: str, database: Path, extra: tuple[str, ...]) -> float:
@@ -28,14 +30,12 @@ def run_peak_rss_mb(corpus: Path, model: str, database: Path, extra: tuple[str, 
     return float(proc.stderr.rsplit("peak_rss_mb=", 1)[1])
 
 
-def summary_memory(corpus: Path, model: str, work: Path, reps: int) -> tuple[float, float]:
-    """Median peak RSS (MB) without and with `--activations resid_post,pattern`,
-    measured alternately."""
-    plain: list[float] = []
-    summaries: list[float] = []
+def peak_memory(corpus: Path, model: str, work: Path, variants: dict[str, tuple[str, ...]],
+                reps: int) -> dict[str, float]:
+    """Median peak RSS (MB) of `lensbatch run` with each variant's extra options,
+    the variants measured in turn, `reps` times each."""
+    peaks: dict[str, list[float]] = {name: [] for name in variants}
     for rep in range(reps):
-        plain.append(run_peak_rss_mb(corpus, model, work / f"mem-plain-{rep}.db", ()))
-        summaries.append(run_peak_rss_mb(corpus, model, work / f"mem-acts-{rep}.db", SUMMARIES))
-    plain.sort()
-    summaries.sort()
-    return plain[len(plain) // 2], summaries[len(summaries) // 2]
+        for i, (name, extra) in enumerate(variants.items()):
+            peaks[name].append(run_peak_rss_mb(corpus, model, work / f"mem-{i}-{rep}.db", extra))
+    return {name: sorted(values)[len(values) // 2] for name, values in peaks.items()}

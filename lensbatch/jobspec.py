@@ -10,6 +10,9 @@ from lensbatch.hooks import STATS
 
 DTYPES = ("float32", "bfloat16", "float16")
 PADDING_SIDES = ("right", "left")
+# How documents longer than the context are cut (worker/engine/windows.py): sliding
+# windows of `stride`, or lm-evaluation-harness's disjoint rolling windows.
+WINDOWS = ("sliding", "disjoint")
 # The queues workers consume: `--queues cpu` or `--queues gpu` (or both).
 QUEUES = ("cpu", "gpu")
 MAX_MODEL_CHARS = 255  # the jobs.model column's length
@@ -28,6 +31,10 @@ class JobSpec:
     task_tokens: int = 16384
     # Window stride for documents longer than the context; 0 means half the context.
     stride: int = 0
+    windows: str = "sliding"
+    # Per-head attention summaries (and the job's induction probe); without them a job
+    # keeps the behaviour only: loss, accuracy, induction hits.
+    heads: bool = True
     dtype: str = "float32"
     padding_side: str = "right"
     queue: str = "cpu"
@@ -48,6 +55,11 @@ class JobSpec:
             raise JobSpecError(f"--task-tokens must be positive, got {self.task_tokens}")
         if self.stride < 0:
             raise JobSpecError(f"--stride must be zero or positive, got {self.stride}")
+        if self.windows not in WINDOWS:
+            raise JobSpecError(f"--windows must be one of {', '.join(WINDOWS)}, "
+                               f"got {self.windows}")
+        if self.windows == "disjoint" and self.stride:
+            raise JobSpecError("--stride applies to sliding windows, not --windows disjoint")
         if self.dtype not in DTYPES:
             raise JobSpecError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
         if self.padding_side not in PADDING_SIDES:

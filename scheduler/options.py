@@ -32,6 +32,12 @@ Stride = Annotated[int, typer.Option(help="Window stride for long documents; 0 =
 Bos = Annotated[bool | None, typer.Option(
     "--bos/--no-bos", help="Prepend BOS, or not; default: as TransformerLens does for the "
     "model (its default_prepend_bos: yes for GPT-2 and Llama, no for Qwen or Phi).")]
+Windows = Annotated[str, typer.Option(
+    help="Windows for long documents: sliding (--stride apart, every prediction with as "
+         "much context as fits) or disjoint (lm-evaluation-harness's rolling windows).")]
+NoHeads = Annotated[bool, typer.Option(
+    "--no-heads", help="Behaviour only: loss, accuracy and induction hits, without the "
+                       "per-head attention summaries and the probe.")]
 Dtype = Annotated[str, typer.Option(help="float32, or bfloat16/float16 on accelerators.")]
 Queue = Annotated[str, typer.Option(help="Queue to send tasks to (cpu or gpu).")]
 Format = Annotated[str, typer.Option("--format", "-f",

@@ -88,8 +88,9 @@ class TaskRun:
                                      claimed.todo)
         for seq, error in outcome.failed:
             log.warning("job %s document %d failed: %s", self.job_id, seq, error)
-        probe = None if self.probed else probe_model(spec.model, runtime.device, spec.dtype,
-                                                     runtime.cache_dir)
+        # The probe is a per-head summary too: a behaviour-only job (--no-heads) has none.
+        probe = None if self.probed or not spec.heads else probe_model(
+            spec.model, runtime.device, spec.dtype, runtime.cache_dir)
         written = Written(outcome, probe, spec.model,
                           model_record(spec.model, runtime.device, spec.dtype,
                                        runtime.cache_dir),

@@ -109,8 +109,10 @@ def write_task(engine: Engine, job_id: str, written: Written, claimer: Claimer) 
                             [evaluation for _, evaluation in outcome.done], written.decode)
         if written.probe is not None:
             write_probe(connection, job_id, written.model, written.probe)
-            insert_ignore(connection, schema.models, [{**written.card, "created_at": now()}],
-                          keys=("name",))
+        # Once per model: a behaviour-only job writes no probe, but its model card all the
+        # same.
+        insert_ignore(connection, schema.models, [{**written.card, "created_at": now()}],
+                      keys=("name",))
         retry = record_failures(connection, job_id, outcome.failed, claimer.max_attempts)
         finish_if_complete(connection, job_id)
     return retry

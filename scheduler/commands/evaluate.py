@@ -28,10 +28,12 @@ from scheduler.options import (
     Model,
     Models,
     ModelsFile,
+    NoHeads,
     Queue,
     Stats,
     Stride,
     TaskTokens,
+    Windows,
     job_spec,
     with_document_limit,
 )
@@ -49,6 +51,8 @@ def run(
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = JobSpec.stride,
     bos: Bos = None,
+    windows: Windows = JobSpec.windows,
+    no_heads: NoHeads = False,
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
@@ -69,7 +73,8 @@ def run(
     from scheduler.sweep import members
 
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
-                   task_tokens=task_tokens, stride=stride, dtype=dtype)
+                   task_tokens=task_tokens, stride=stride, windows=windows,
+                   heads=not no_heads, dtype=dtype)
     chosen = members(model, models, base, activations, stats)
     state = invocation(ctx)
     settings = with_document_limit(state.settings, max_document_bytes)
@@ -100,6 +105,8 @@ def submit(
     task_tokens: TaskTokens = JobSpec.task_tokens,
     stride: Stride = JobSpec.stride,
     bos: Bos = None,
+    windows: Windows = JobSpec.windows,
+    no_heads: NoHeads = False,
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
@@ -122,7 +129,8 @@ def submit(
 
     state = invocation(ctx)
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
-                   task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue)
+                   task_tokens=task_tokens, stride=stride, windows=windows,
+                   heads=not no_heads, dtype=dtype, queue=queue)
     chosen = members(model, models, base, activations, stats)
     settings = with_document_limit(state.settings, max_document_bytes)
     check_broker(settings)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.corpus import spread_corpus, write_large_jsonl
+from bench.corpus import rolling_lengths, spread_corpus, token_corpus, write_large_jsonl
+from bench.lmeval import agreement
 from bench.report import Row, print_table, write_json
-from bench.timing import paired_ratio, side_by_side
+from bench.timing import interleaved, paired_ratio, side_by_side
 
 
 def test_spread_corpus_is_deterministic_and_spread() -> None:
@@ -53,3 +54,34 @@ def test_interval_row_times_a_small_job(tmp_path: Path) -> None:
     times = interval_times(tmp_path, 200, 2)
     assert times.n_docs == 200 and len(times.one_job_s) == len(times.two_jobs_s) == 2
     assert all(value > 0 for value in summary(times).values())
+
+
+def test_rolling_corpus_has_the_lengths_asked_for() -> None:
+    from worker.engine.tokenizer import gpt2_tokenizer
+
+    lengths = rolling_lengths()
+    assert (len(lengths), lengths[0], lengths[-1]) == (60, 19, 1999)
+    assert 25_000 < sum(lengths) < 27_000 and lengths == sorted(lengths)
+    tokenizer = gpt2_tokenizer()
+    texts = token_corpus(lengths[:8], tokenizer.encode, tokenizer.decode)
+    found = sorted(len(tokenizer.encode(t)) for t in texts)
+    assert all(abs(a - b) <= 1 for a, b in zip(found, lengths[:8], strict=True))
+    assert texts == token_corpus(lengths[:8], tokenizer.encode, tokenizer.decode)
+
+
+def test_interleaved_runs_report_their_own_seconds() -> None:
+    order: list[str] = []
+
+    def run(name: str, seconds: float) -> float:
+        order.append(name)
+        return seconds
+
+    found = interleaved({"x": lambda: run("x", 2.0), "y": lambda: run("y", 5.0)}, 2)
+    assert order == ["x", "y", "y", "x"]
+    assert found == {"x": [2.0, 2.0], "y": [5.0, 5.0]}
+
+
+def test_agreement_is_the_largest_difference() -> None:
+    relative, absolute = agreement([100.0, 10.5, 3.0], [100.2, 10.0, 3.0])
+    assert absolute == pytest.approx(0.5)
+    assert relative == pytest.approx(0.05)

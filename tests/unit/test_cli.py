@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, select
 
 from lensbatch.store import schema
 from tests.cli import count_rows, lensbatch, run_without_torch, user_error_line
@@ -106,3 +107,36 @@ def test_unknown_queue_is_refused_before_anything_is_stored(tmp_path: Path, env,
     user_error_line(result, "--queue", "cpu, gpu", "nosuchqueue")
     assert count_rows(sqlite_url, schema.jobs) == 0
     user_error_line(lensbatch("worker", "--queues", "cpu,nosuchqueue", env=env), "--queues")
+
+
+def test_windows_are_checked_before_anything_is_stored(tmp_path: Path, env,  # type: ignore[no-untyped-def]
+                                                       sqlite_url: str) -> None:
+    from lensbatch.store.db import ensure_schema
+
+    ensure_schema(sqlite_url)
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "hello"}\n')
+    user_error_line(lensbatch("run", str(corpus), "--windows", "rolling", env=env),
+                    "--windows", "sliding, disjoint", "rolling")
+    user_error_line(lensbatch("run", str(corpus), "--windows", "disjoint", "--stride", "8",
+                              env=env), "--stride", "disjoint")
+    assert count_rows(sqlite_url, schema.jobs) == 0
+
+
+def test_disjoint_behaviour_only_run(tmp_path: Path, env, tiny_checkpoint: str,  # type: ignore[no-untyped-def]
+                                     sqlite_url: str) -> None:
+    corpus = tmp_path / "c.jsonl"
+    text = "The lighthouse keeper wrote in the log: the lamp is lit, all is well. " * 8
+    corpus.write_text(json.dumps({"text": text}) + "\n")
+    result = lensbatch("run", str(corpus), "--model", tiny_checkpoint, "--windows", "disjoint",
+                       "--no-heads", env=env)
+    assert result.returncode == 0, result.stderr
+    engine = create_engine(sqlite_url)
+    with engine.connect() as connection:
+        row = connection.execute(select(schema.results)).one()
+    engine.dispose()
+    # Windows of 64 tokens that do not overlap, each predicting 64 tokens (the last
+    # pushed right): one window per 64 predictions.
+    assert row.n_predictions == row.n_tokens - 1 > 128
+    assert row.n_windows == -(-row.n_predictions // 64)
+    assert count_rows(sqlite_url, schema.head_scores) == count_rows(sqlite_url, schema.probes) == 0

@@ -105,3 +105,18 @@ def test_a_hook_the_model_lacks_fails_the_job(tmp_path: Path, sqlite_url: str) -
         job = connection.execute(select(schema.jobs)).one()
         assert connection.scalar(select(func.count()).select_from(schema.results)) == 0
     assert job.status == "failed" and "unknown activation 'mlp_post'" in job.error
+
+
+def test_a_behaviour_only_job_keeps_no_head_summaries(tmp_path: Path, sqlite_url: str) -> None:
+    """--no-heads: every result and induction hit, no per-head score and no probe."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    engine = ensure_schema(sqlite_url)
+    planned = create_job(engine, str(corpus),
+                         JobSpec(model="toy-induction", heads=False, windows="disjoint"))
+    for seqs in planned.tasks:
+        process_task(engine, planned.job_id, seqs, Runtime(device="cpu"))
+    rows = snapshot(engine)
+    assert len(rows["results"]) == len(TEXTS) and rows["induction_hit_tokens"]
+    assert rows["head_scores"] == rows["probes"] == rows["probe_heads"] == []
+    assert job_probe(engine, planned.job_id) is None

@@ -13,7 +13,7 @@ from worker.engine.evaluate import DocEvaluation, analyse_tokens, tokenize
 from worker.engine.models import load_model
 from worker.engine.summaries import batch_positions, causal_entropy
 from worker.engine.token_metrics import earlier_bigram_position
-from worker.engine.windows import split_windows
+from worker.engine.windows import document_windows
 
 TEXTS = [
     "Hello TransformerLens!",
@@ -57,10 +57,11 @@ def window_sums(model, tokens: list[int], owned: range) -> dict[str, torch.Tenso
     return {**sums, **{f"n_{k}": torch.tensor(v) for k, v in counts.items()}}
 
 
-def reference_heads(model, tokens: list[int], stride: int) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+def reference_heads(model, tokens: list[int], stride: int,  # type: ignore[no-untyped-def]
+                    layout: str = "sliding") -> dict[str, torch.Tensor]:
     """Each window scored on its own, sums added up over the windows, then divided."""
     total: dict[str, torch.Tensor] = {}
-    for window in split_windows(0, tokens, int(model.cfg.n_ctx), stride):
+    for window in document_windows(0, tokens, int(model.cfg.n_ctx), layout, stride):
         part = window_sums(model, window.tokens, window.owned())
         total = {k: total.get(k, 0) + v for k, v in part.items()}
     names = {"prev": "prev_token_score", "induction": "induction_score",
@@ -93,6 +94,16 @@ def test_head_scores_of_a_long_document_respect_the_windows(model) -> None:  # t
     (found,) = analyse_tokens(model, [tokens], JobSpec(stride=24))
     assert found.metrics.n_windows > 2
     assert_heads_close(found, reference_heads(model, tokens, stride=24))
+
+
+def test_head_scores_of_disjoint_windows_respect_the_windows(model) -> None:  # type: ignore[no-untyped-def]
+    """Every position a disjoint window reads is reported once: the windows do not
+    overlap but for the last, which reports only the positions it scores."""
+    tokens = tokenize(model, [" ".join(TEXTS[1:3]) * 4], prepend_bos=True)[0]
+    spec = JobSpec(windows="disjoint", activations=("pattern",), stats=ALL_STATS)
+    (found,) = analyse_tokens(model, [tokens], spec)
+    assert found.metrics.n_windows > 2
+    assert_heads_close(found, reference_heads(model, tokens, 0, "disjoint"))
 
 
 def stats_by_hand(model, tokens: list[int], hook: str) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from worker.engine.batching import (
     budget_batches,
     pad,
 )
-from worker.engine.windows import split_windows
+from worker.engine.windows import disjoint_windows, split_windows
 
 
 @pytest.mark.parametrize(("n", "n_ctx", "stride"), [(5, 8, 4), (8, 8, 4), (9, 8, 4),
@@ -75,3 +75,59 @@ def test_batch_budget_is_the_jobs_or_the_devices() -> None:
     assert batch_budget(None, "cpu") == CPU_BATCH_TOKENS
     assert batch_budget(None, torch.device("cuda", 0)) == ACCELERATOR_BATCH_TOKENS
     assert batch_budget(None, "mps") == ACCELERATOR_BATCH_TOKENS
+
+
+def scored_pairs(tokens: list[int], n_ctx: int) -> list[tuple[list[int], list[int]]]:
+    """Each disjoint window as lm-eval's (context, continuation): the tokens before the
+    first scored target, and the targets it scores."""
+    pairs = []
+    for w in disjoint_windows(0, tokens, n_ctx):
+        scored = w.scored()
+        assert w.tokens == tokens[w.start:w.start + len(w.tokens)] and len(w.tokens) <= n_ctx
+        assert w.targets() == tokens[w.start + 1:w.start + len(w.tokens) + 1]
+        context = tokens[w.start:w.start + scored.start + 1]
+        pairs.append((context, w.targets()[scored.start:scored.stop]))
+    return pairs
+
+
+# lm-eval 0.4.13's make_disjoint_window(get_rolling_token_windows(T, prefix_token=0,
+# max_seq_len=4, context_len=1)), worked out by hand from lm_eval/utils.py: the first
+# window predicts T[:4] from the prefix; later ones predict 4 more with one token of
+# context; the last is pushed right, its context everything before what it predicts.
+LM_EVAL_PAIRS_N_CTX_4 = {
+    3: [([0], [1, 2, 3])],
+    4: [([0], [1, 2, 3, 4])],
+    5: [([0], [1, 2, 3, 4]), ([1, 2, 3, 4], [5])],
+    8: [([0], [1, 2, 3, 4]), ([4], [5, 6, 7, 8])],
+    9: [([0], [1, 2, 3, 4]), ([4], [5, 6, 7, 8]), ([5, 6, 7, 8], [9])],
+    11: [([0], [1, 2, 3, 4]), ([4], [5, 6, 7, 8]), ([7, 8], [9, 10, 11])],
+}
+
+
+@pytest.mark.parametrize("n", sorted(LM_EVAL_PAIRS_N_CTX_4))
+def test_disjoint_windows_score_lm_evals_pairs(n: int) -> None:
+    tokens = list(range(n + 1))  # the prefix (BOS, here 0) and n tokens of text
+    assert scored_pairs(tokens, n_ctx=4) == LM_EVAL_PAIRS_N_CTX_4[n]
+
+
+def test_disjoint_windows_read_each_position_once_until_the_last_window() -> None:
+    windows = disjoint_windows(0, list(range(2000)), n_ctx=1024)
+    assert [(w.start, len(w.tokens), w.score_from) for w in windows] == [
+        (0, 1024, 0), (975, 1024, 49)]
+    assert [w.next_token for w in windows] == [1024, 1999]
+    assert [list(w.owned()) == list(w.scored()) for w in windows] == [True, True]
+    # a document that fits reads all its tokens, the last one included, as before
+    (short,) = disjoint_windows(0, list(range(10)), n_ctx=16)
+    assert short.next_token is None and list(short.scored()) == list(range(9))
+    assert list(short.owned()) == list(range(10))
+
+
+@pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 31, 32, 33, 50, 100])
+def test_disjoint_windows_match_lm_evals_own_function(n: int) -> None:
+    """Against lm_eval.utils itself, where lm-evaluation-harness is installed."""
+    utils = pytest.importorskip("lm_eval.utils")
+    text = list(range(100, 100 + n))
+    for n_ctx in (2, 3, 16):
+        expected = [utils.make_disjoint_window(pair) for pair in utils.get_rolling_token_windows(
+            token_list=text, prefix_token=0, max_seq_len=n_ctx, context_len=1)]
+        assert scored_pairs([0, *text], n_ctx) == [(list(a), list(b)) for a, b in expected]

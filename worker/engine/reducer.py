@@ -22,7 +22,8 @@ Hook = tuple[str, Callable[..., None]]
 
 class BatchReducer:
     """`layers`: the layers whose attention patterns are summarised per head (every layer
-    of a transformer, none of a state-space model, the attention layers of a hybrid)."""
+    of a transformer, none of a state-space model, the attention layers of a hybrid, none
+    for a behaviour-only job)."""
 
     def __init__(self, layers: Sequence[int], activations: Sequence[str],
                  stats: tuple[str, ...]) -> None:
@@ -56,19 +57,16 @@ class BatchReducer:
     def _activation(self, name: str, kind: str, activation: torch.Tensor, hook: Any) -> None:
         self._moments[name] = activation_moments(activation, kind, self._current(), self.stats)
 
-    def finish(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """[batch, len(layers), 4, head] head sums (in `layers` order) and hook ->
-        [batch, group, MOMENTS], on the device (nothing here waits for it)."""
+    def finish(self, batch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """[batch, len(layers), 4, head] head sums (in `layers` order; no layers, no
+        heads) and hook -> [batch, group, MOMENTS], on the device (nothing here waits
+        for it)."""
         missing = [layer for layer in self.layers if layer not in self._heads]
         missing_hooks = [name for name in self.activations if name not in self._moments]
         if missing or missing_hooks:
             raise RuntimeError(f"hooks did not fire: layers {missing}, {missing_hooks}")
-        positions = self._current()
-        if self.layers:
-            heads = torch.stack([self._heads[layer] for layer in self.layers], dim=1)
-        else:  # no attention: no heads
-            heads = positions.owned.new_zeros((positions.owned.shape[0], 0, 4, 0),
-                                              dtype=torch.float32)
+        heads = (torch.stack([self._heads[layer] for layer in self.layers], dim=1)
+                 if self.layers else torch.zeros(batch, 0, 4, 0))
         moments = dict(self._moments)
         self._positions = None
         self._heads.clear()

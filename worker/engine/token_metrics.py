@@ -6,6 +6,7 @@ functions never look at padding: callers pick the positions that count.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 # Logits elements per step of next_token_nll (512 MiB in float32): the float32 log-probs
@@ -35,6 +36,39 @@ def next_token_correct(
 ) -> torch.Tensor:  # [batch, pos - 1], bool
     """Whether the argmax prediction at each position equals the next token."""
     return logits[:, :-1].argmax(dim=-1) == tokens[:, 1:]
+
+
+def target_nll(
+    logits: torch.Tensor,  # [n, d_vocab]
+    targets: torch.Tensor,  # [n] int64
+) -> torch.Tensor:  # [n] float32
+    """Cross-entropy of each row's target, in nats: next_token_nll for rows already
+    paired with the token they predict (log_softmax in float32, as there)."""
+    log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
+    return -log_probs.gather(-1, targets[:, None]).squeeze(-1)
+
+
+def target_correct(
+    logits: torch.Tensor,  # [n, d_vocab]
+    targets: torch.Tensor,  # [n] int64
+) -> torch.Tensor:  # [n] bool
+    """Whether each row's argmax prediction is its target. (max over a dimension gives
+    the first maximal index, as argmax does, in half argmax's time on a CPU.)"""
+    return logits.max(dim=-1).indices == targets
+
+
+def earlier_bigrams(
+    tokens: np.ndarray,  # [pos] int64
+) -> np.ndarray:  # [pos - 1] int64
+    """earlier_bigram_position on the CPU, in numpy: for each position i, the first
+    j < i with the same bigram (tok[j], tok[j+1]) == (tok[i], tok[i+1]), or -1."""
+    n = tokens.shape[0] - 1
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    codes = tokens[:-1].astype(np.int64) * (int(tokens.max()) + 1) + tokens[1:]  # [pos - 1]
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    first_at = first[inverse.reshape(-1)]  # [pos - 1]: first occurrence of each bigram
+    return np.where(first_at < np.arange(n), first_at, -1).astype(np.int64)
 
 
 def earlier_bigram_position(

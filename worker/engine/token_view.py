@@ -11,13 +11,13 @@ from transformer_lens.model_bridge import TransformerBridge
 from lensbatch.jobspec import JobSpec
 from lensbatch.tokens import TokenScore
 from worker.engine.documents import scored_positions
-from worker.engine.evaluate import document_windows
+from worker.engine.evaluate import scored_windows
 
 
 def score_tokens(model: TransformerBridge, tokens: list[int], spec: JobSpec) -> list[TokenScore]:
     """Each token of one sequence with the loss and induction flags of its prediction."""
     bare = replace(spec, activations=(), stats=())  # statistics are not shown per token
-    (parts,) = document_windows(model, [tokens], bare)
+    (parts,) = scored_windows(model, [tokens], bare)
     scored = scored_positions(parts)  # arrays over predictions: index i predicts token i + 1
     out = [TokenScore(0, tokens[0], str(model.tokenizer.decode([tokens[0]])), None, None,
                       False, False, False)]
