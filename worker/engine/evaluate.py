@@ -108,7 +108,9 @@ def _score_all(
 def head_layout(model: TransformerBridge, spec: JobSpec) -> HeadLayout:
     """The layers whose heads a job summarises: the attention layers, or none for a
     behaviour-only job."""
-    return HeadLayout(int(model.cfg.n_layers), attention_layers(model) if spec.heads else ())
+    if not spec.heads:
+        return HeadLayout(0, ())
+    return HeadLayout(int(model.cfg.n_layers), attention_layers(model))
 
 
 def scored_windows(
