@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark on a CUDA machine, in a few minutes: the GPU tests, then rows a-d on
-# gpt2-small-random in float32 and bfloat16. Rows e-h measure the queue and the CPU
+# gpt2-small-random in float32 and bfloat16, then the memory of a 1B Llama in bfloat16. Rows e-h measure the queue and the CPU
 # machine's processes, so `make bench` covers them.
 #
 # Usage: bash bench/gpu.sh   (from anywhere; writes JSON and logs to $OUT or bench-results/)
@@ -35,4 +35,7 @@ for dtype in float32 bfloat16; do
     timeout 240 "$PY" -m bench --device cuda --dtype "$dtype" --rows abcd --scale 1 \
         --per-length 16 --reps 5 --batch-tokens 65536 --out "$OUT" || status=1
 done
+# Peak host and device memory of `lensbatch run` on a 1.08-billion-parameter Llama shape.
+timeout 420 "$PY" -m bench.llama_memory --device cuda --dtype bfloat16 --out "$OUT" \
+    2>&1 | tee "$OUT/llama-memory.log" || status=1
 exit $status
