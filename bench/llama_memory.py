@@ -98,20 +98,20 @@ def main(argv: list[str] | None = None) -> None:
         base = run_peak_rss_mb(work / "tiny", corpus, args.device, args.dtype,
                                work / "tiny.db")
         rows = [
-            Row("i", "parameters (Llama-shaped, random)", n_params / 1e9, "billion"),
-            Row("i", f"parameter bytes ({args.dtype})", param_mb, "MB"),
-            Row("i", "`lensbatch run` peak RSS", peak, "MB", peak / param_mb,
+            Row("1b", "parameters (Llama-shaped, random)", n_params / 1e9, "billion"),
+            Row("1b", f"parameter bytes ({args.dtype})", param_mb, "MB"),
+            Row("1b", "`lensbatch run` peak RSS", peak, "MB", peak / param_mb,
                 note="ratio: to the parameter bytes"),
-            Row("i", "the same run on a 2-layer, width-32 Llama", base, "MB",
+            Row("1b", "the same run on a 2-layer, width-32 Llama", base, "MB",
                 note="the runtime without weights"),
-            Row("i", "peak RSS beyond the runtime", peak - base, "MB", (peak - base) / param_mb,
+            Row("1b", "peak RSS beyond the runtime", peak - base, "MB", (peak - base) / param_mb,
                 "<= 1.1x parameter bytes", (peak - base) <= 1.1 * param_mb,
                 "one copy of the weights"),
         ]
         if args.device.startswith("cuda"):
             device_mb = device_peak_mb(work / "llama-1b", corpus, args.device, args.dtype,
                                        work / "device.db")
-            rows.append(Row("i", "peak device memory of the run", device_mb, "MB",
+            rows.append(Row("1b", "peak device memory of the run", device_mb, "MB",
                             device_mb / param_mb, note="ratio: to the parameter bytes"))
     print_table(rows)
     meta = {"device": args.device, "dtype": args.dtype, "scale": args.scale,
