@@ -149,6 +149,13 @@ class Probe:
             select(r.c.seq, r.c.worker).where(r.c.job_id == job_id)).all())
         return {seq: worker for seq, worker in rows}
 
+    def claimed(self, job_id: str, seqs: list[int]) -> bool:
+        """Whether a task has claimed every one of `seqs` (an attempt is counted)."""
+        jd = schema.job_documents
+        counts = self._read(lambda c: c.scalars(
+            select(jd.c.attempts).where(jd.c.job_id == job_id, jd.c.seq.in_(seqs))).all())
+        return len(counts) == len(seqs) and all(n > 0 for n in counts)
+
     def failures(self, job_id: str) -> list[tuple[int, int, bool, str]]:
         """(seq, attempts, final, error) of the job's document_failures rows."""
         f = schema.document_failures

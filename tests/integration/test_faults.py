@@ -96,6 +96,9 @@ def test_task_outliving_visibility_timeout_runs_twice_without_duplicates(
         job = submit(write_corpus(tmp_path / "c.jsonl", n), env, tiny_checkpoint)
         probe.wait(lambda: probe.current_task(name1) is not None, 90, "worker 1 busy")
         stalled = task_seqs(str(probe.current_task(name1)))
+        # current_task is set before the claim: stop the worker once it has claimed, so
+        # that it evaluates and writes after SIGCONT.
+        probe.wait(lambda: probe.claimed(job, stalled), 90, "worker 1 claimed its task")
         w1.signal(signal.SIGSTOP)  # the task now outlives the 4 s visibility timeout
         stopped_at = time.monotonic()
         w2 = Worker(env, tmp_path / "w2.log")
