@@ -58,6 +58,7 @@ class PoolProcess:
     settings: Settings
     queues: str  # comma-separated, as given to `lensbatch worker --queues`
     device: str  # as requested: auto, cpu, cuda, cuda:N or mps
+    gpus: tuple[int, ...] = ()  # `--gpus`: the CUDA devices the pool processes share out
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _engine: Engine | None = None
     _runtime: Runtime | None = None
@@ -81,10 +82,17 @@ class PoolProcess:
     def runtime(self) -> Runtime:
         """Imports torch and resolves the device: on the first task, never at start."""
         if self._runtime is None:
-            from worker.engine.device import pick_device
+            import torch
+            from celery.utils.log import current_process_index
+
+            from worker.engine.device import pick_device, pool_device
             from worker.service import Runtime
 
-            self._runtime = Runtime(device=str(pick_device(self.device)), name=self.info.name,
+            # Each pool process its own GPU, by its index in the pool (stable across
+            # restarts).
+            device = pool_device(self.device, self.gpus, current_process_index(base=0),
+                                 torch.cuda.device_count() if torch.cuda.is_available() else 0)
+            self._runtime = Runtime(device=str(pick_device(device)), name=self.info.name,
                                     max_attempts=self.settings.max_attempts,
                                     cache_dir=self.settings.cache_dir)
             if self._runtime.device != self.info.device:
@@ -140,11 +148,12 @@ class ExitRecorder:
         engine.dispose()
 
 
-def create_worker(settings: Settings, queues: str, device: str) -> Celery:
+def create_worker(settings: Settings, queues: str, device: str,
+                  gpus: tuple[int, ...] = ()) -> Celery:
     """The Celery app of `lensbatch worker`, with its task and pool-process signals."""
     app = make_celery(settings)
     app.conf.worker_pool = reporting_pool(ExitRecorder(settings.database_url))
-    process = PoolProcess(settings, queues, device)
+    process = PoolProcess(settings, queues, device, gpus)
     worker_process_init.connect(process.register, weak=False)
     worker_process_shutdown.connect(process.unregister, weak=False)
 
