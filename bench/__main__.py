@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)
-                rows += group(options, work)
+                found = group(options, work)
+                print_table(found, sys.stderr)  # as it comes: a later group may fail
+                rows += found
     seconds = time.perf_counter() - started
     print_table(rows)
     meta = {"model": options.model, "device": options.device, "dtype": options.dtype,

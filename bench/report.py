@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[Row], out: TextIO | None = None) -> None:
     header = ("row", "measure", "value", "unit", "ratio", "target", "met", "note")
     cells = [header] + [
         (r.row, r.name, _fmt(r.value), r.unit, "-" if r.ratio is None else f"{r.ratio:.2f}",
@@ -36,9 +36,10 @@ def print_table(rows: list[Row]) -> None:
     ]
     widths = [max(len(str(c[i])) for c in cells) for i in range(len(header))]
     for i, cell in enumerate(cells):
-        print("  ".join(str(v).ljust(w) for v, w in zip(cell, widths, strict=True)).rstrip())
+        print("  ".join(str(v).ljust(w) for v, w in zip(cell, widths, strict=True)).rstrip(),
+              file=out)
         if i == 0:
-            print("  ".join("-" * w for w in widths))
+            print("  ".join("-" * w for w in widths), file=out)
 
 
 def write_json(directory: Path, rows: list[Row], meta: dict[str, Any]) -> Path:
