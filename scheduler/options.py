@@ -34,6 +34,9 @@ Stats = Annotated[str | None, typer.Option(
     help="Statistics of each hook, comma-separated: mean, std, norm, absmax, frac_zero "
          "(default with --activations: mean,norm).")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+HeadScores = Annotated[str, typer.Option(
+    help="Per-head scores to keep: job (sums over documents: `heads` and the report) or "
+         "document (also every document's scores, packed: `heads --per-document`).")]
 DEFAULT_STATS = ("mean", "norm")
 
 

@@ -26,11 +26,13 @@ def write_corpus(path: Path) -> Path:
     return path
 
 
-def finished_job(url: str, checkpoint: str, corpus: Path) -> tuple[Engine, str]:
-    """Run the whole local pipeline on `corpus`; return the engine and the job id."""
+def finished_job(url: str, checkpoint: str, corpus: Path,
+                 head_scores: str = "job") -> tuple[Engine, str]:
+    """Run the whole local pipeline on `corpus`; return the engine and the job id.
+    head_scores="document" keeps every document's per-head scores."""
     from scheduler.local import run_local
 
     engine = ensure_schema(url)
-    spec = JobSpec(model=checkpoint, task_tokens=64).validate()
+    spec = JobSpec(model=checkpoint, task_tokens=64, head_scores=head_scores).validate()
     report = run_local(engine, str(corpus), spec, "cpu")
     return engine, report.summary.job_id

@@ -81,7 +81,7 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
                                                     runtime.cache_dir)
     written = Written(outcome, probe, spec.model,
                       model_record(spec.model, runtime.device, spec.dtype, runtime.cache_dir),
-                      lambda token: str(model.tokenizer.decode([token])))
+                      per_document_heads=spec.head_scores == "document")
     writer = Writer(runtime.name, runtime.max_attempts)
     retry = retry_db(lambda: write_task(engine, job_id, written, writer), "writing results")
     if retry:

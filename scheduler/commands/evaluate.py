@@ -22,6 +22,7 @@ from scheduler.options import (
     Corpus,
     Device,
     Dtype,
+    HeadScores,
     Model,
     NoBos,
     Queue,
@@ -46,6 +47,7 @@ def run(
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
+    head_scores: HeadScores = JobSpec.head_scores,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
@@ -57,7 +59,8 @@ def run(
     from scheduler.progress import ProgressView
 
     spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                            task_tokens=task_tokens, stride=stride, dtype=dtype),
+                            task_tokens=task_tokens, stride=stride, dtype=dtype,
+                            head_scores=head_scores),
                     activations, stats)
     state = invocation(ctx)
     view = ProgressView(sys.stderr, terminal=sys.stderr.isatty())  # stdout keeps the summary
@@ -82,6 +85,7 @@ def submit(
     dtype: Dtype = JobSpec.dtype,
     activations: Activations = None,
     stats: Stats = None,
+    head_scores: HeadScores = JobSpec.head_scores,
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id.
 
@@ -92,7 +96,8 @@ def submit(
 
     state = invocation(ctx)
     spec = job_spec(JobSpec(model=model, prepend_bos=not no_bos, batch_tokens=batch_tokens,
-                            task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue),
+                            task_tokens=task_tokens, stride=stride, dtype=dtype, queue=queue,
+                            head_scores=head_scores),
                     activations, stats)
     check_broker(state.settings)
     job = create_job(state.engine, corpus, spec)

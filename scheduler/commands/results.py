@@ -26,19 +26,33 @@ def results(ctx: typer.Context, job: JobId, fmt: Format = "table",
     emit_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, output)
 
 
+PerDocument = Annotated[bool, typer.Option(
+    "--per-document", help="Every document's per-head scores instead of the means (jobs "
+    "run with --head-scores document).")]
+
+
 def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
-          output: Output = None) -> None:
+          output: Output = None, per_document: PerDocument = False) -> None:
     """Per-head attention summaries averaged over a job's documents, with its induction probe.
 
     Example: lensbatch heads 3f2a9c1e0b7d4e21 --format parquet --output heads.parquet
     """
-    from lensbatch.store.queries import HEAD_COLUMNS, head_rows, job_probe, job_summary
+    from lensbatch.errors import UserError
+    from lensbatch.store import queries
     from scheduler.output import emit_rows, probe_lines
 
     engine = invocation(ctx).engine
-    job_summary(engine, job)  # raises JobNotFound for a wrong id
-    rows = head_rows(engine, job)
-    emit_rows(rows, HEAD_COLUMNS, fmt, output, header=probe_lines(job_probe(engine, job), rows))
+    queries.job_summary(engine, job)  # raises JobNotFound for a wrong id
+    if per_document:
+        if not queries.has_document_heads(engine, job):
+            raise UserError(f"job {job} kept no per-document head scores (run or submit "
+                            "it with --head-scores document)")
+        emit_rows(queries.document_head_rows(engine, job), queries.DOCUMENT_HEAD_COLUMNS,
+                  fmt, output)
+        return
+    rows = queries.head_rows(engine, job)
+    emit_rows(rows, queries.HEAD_COLUMNS, fmt, output,
+              header=probe_lines(queries.job_probe(engine, job), rows))
 
 
 def report(
