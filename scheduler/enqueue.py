@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kombu import Connection
 
 from lensbatch.errors import BrokerUnavailable
@@ -20,7 +22,7 @@ def check_broker(settings: Settings, timeout: float = 3.0) -> None:
         ) from None
 
 
-def enqueue(settings: Settings, job_id: str, tasks: list[list[int]], queue: str) -> None:
+def enqueue(settings: Settings, job_id: str, tasks: Sequence[list[int]], queue: str) -> None:
     app = make_celery(settings)
     with app.producer_or_acquire() as producer:
         for seqs in tasks:

@@ -1,35 +1,36 @@
 """A job's life in the database: created with its documents, failed, cancelled, resumed.
 
 Every function is one transaction. Resume and cancel are worked out from the database
-alone, never from broker state.
+alone, never from broker state. A corpus is stored as it is read, chunk by chunk, and
+planned into runs of consecutive documents: memory does not grow with the corpus. A
+duplicate document id is caught by the job_documents unique constraint.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
-from lensbatch.corpus import Doc, chunked, read_corpus
+from lensbatch.corpus import chunked, read_corpus
 from lensbatch.errors import JobNotFound, UserError
 from lensbatch.jobspec import JobSpec
-from lensbatch.planning import TaskPlanner
+from lensbatch.planning import TaskList, TaskPlanner
 from lensbatch.status import FINISHED, JobStatus
 from lensbatch.store import schema
 from lensbatch.store.clock import now
 from lensbatch.store.docstate import documents_without_result
-from lensbatch.store.upsert import insert_ignore
+from lensbatch.store.ingest import store_chunk
 
-INSERT_CHUNK = 1000
+INSERT_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
 class PlannedJob:
     job_id: str
-    tasks: list[list[int]]  # document seqs per task
+    tasks: TaskList  # document seqs per task
     n_documents: int
 
 
@@ -41,44 +42,24 @@ def job_row(connection: Connection, job_id: str) -> Any:
     return job
 
 
-def _store_chunk(connection: Connection, job_id: str, first_seq: int, docs: list[Doc]) -> None:
-    hashes = [hashlib.sha256(d.text.encode("utf-8")).hexdigest() for d in docs]
-    insert_ignore(
-        connection,
-        schema.documents,
-        [{"content_hash": h, "text": d.text, "n_chars": len(d.text)}
-         for h, d in zip(hashes, docs, strict=True)],
-        keys=("content_hash",),
-    )
-    ids = dict(connection.execute(
-        select(schema.documents.c.content_hash, schema.documents.c.id).where(
-            schema.documents.c.content_hash.in_(set(hashes))
-        )
-    ).all())
-    connection.execute(schema.job_documents.insert(), [
-        {"job_id": job_id, "seq": first_seq + i, "doc_id": d.doc_id,
-         "document_id": ids[h], "source": d.source}
-        for i, (h, d) in enumerate(zip(hashes, docs, strict=True))
-    ])
-
-
 def create_job(engine: Engine, corpus: str, spec: JobSpec) -> PlannedJob:
     """Store the corpus and the job in one transaction; a bad corpus leaves nothing."""
     job_id = uuid.uuid4().hex[:16]
     planner = TaskPlanner(spec.task_tokens)
-    n_docs = 0
+    n_docs = n_chars = 0
     with engine.begin() as connection:
         connection.execute(schema.jobs.insert().values(
             id=job_id, model=spec.model, settings=spec.to_json(), status=JobStatus.QUEUED,
             corpus=corpus, n_documents=0, n_tasks=0, created_at=now(),
         ))
         for chunk in chunked(read_corpus(corpus), INSERT_CHUNK):
-            _store_chunk(connection, job_id, n_docs, chunk)
+            store_chunk(connection, job_id, n_docs, chunk)
             for i, doc in enumerate(chunk):
                 planner.add(n_docs + i, len(doc.text))
+                n_chars += len(doc.text)
             n_docs += len(chunk)
         connection.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(
-            n_documents=n_docs, n_tasks=len(planner.tasks)
+            n_documents=n_docs, n_tasks=len(planner.tasks), n_chars=n_chars
         ))
     return PlannedJob(job_id, planner.tasks, n_docs)
 
@@ -112,7 +93,7 @@ class ResumePlan:
     job_id: str
     queue: str
     seqs: list[int]  # the documents re-enqueued
-    tasks: list[list[int]]
+    tasks: TaskList
 
 
 def plan_resume(engine: Engine, job_id: str, failed_only: bool = False) -> ResumePlan:
