@@ -190,3 +190,18 @@ def test_report_renders_in_headless_chromium(job_with_heads: tuple[Engine, str],
     assert pixels.shape[:2] == (3000, 1200)
     # a blank page is one colour; the heatmaps and plots make many
     assert len({tuple(p) for p in pixels[::20, ::20, :3].reshape(-1, 3).round(2)}) > 50
+
+
+def test_plots_read_a_bounded_sample_and_sql_counts(job: tuple[Engine, str]) -> None:
+    """The scatter plot samples every k-th document by seq; the histogram is counted in
+    SQL over every document."""
+    from lensbatch.store import report_data
+
+    engine, job_id = job
+    assert [row.seq for row in report_data.sample_rows(engine, job_id, limit=2)] == [0, 2]
+    assert [row.seq for row in report_data.sample_rows(engine, job_id)] == [0, 1, 2, 3]
+    counted = report_data.loss_histogram(engine, job_id)
+    assert counted is not None and sum(counted.counts) == 4
+    assert len(counted.edges) == len(counted.counts) + 1 == 6
+    top = report_data.top_induction_rows(engine, job_id, 5)
+    assert all(row.induction_hits > 0 for row in top)
