@@ -46,6 +46,7 @@ class PoolProcess:
     settings: Settings
     queues: str  # comma-separated, as given to `lensbatch worker --queues`
     device: str  # as requested: auto, cpu, cuda, cuda:N or mps
+    gpus: tuple[int, ...] = ()  # `--gpus`: the CUDA devices the pool processes share out
     _heartbeat: list[threading.Event] = field(default_factory=list)
 
     @cached_property
@@ -54,10 +55,16 @@ class PoolProcess:
 
     @cached_property
     def runtime(self) -> Runtime:
-        from worker.engine.device import pick_device
+        import torch
+        from celery.utils.log import current_process_index
+
+        from worker.engine.device import pick_device, pool_device
         from worker.service import Runtime
 
-        return Runtime(device=str(pick_device(self.device)),
+        # Each pool process its own GPU, by its index in the pool (stable across restarts).
+        device = pool_device(self.device, self.gpus, current_process_index(base=0),
+                             torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        return Runtime(device=str(pick_device(device)),
                        max_attempts=self.settings.max_attempts,
                        cache_dir=self.settings.cache_dir)
 
@@ -100,10 +107,11 @@ class PoolProcess:
         return done.written
 
 
-def create_worker(settings: Settings, queues: str, device: str) -> Celery:
+def create_worker(settings: Settings, queues: str, device: str,
+                  gpus: tuple[int, ...] = ()) -> Celery:
     """The Celery app of `lensbatch worker`, with its task and pool-process signals."""
     app = make_celery(settings)
-    process = PoolProcess(settings, queues, device)
+    process = PoolProcess(settings, queues, device, gpus)
     worker_process_init.connect(process.register, weak=False)
     worker_process_shutdown.connect(process.unregister, weak=False)
 

@@ -111,10 +111,15 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     device: Device = "auto",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    gpus: Annotated[str | None, typer.Option(
+        help="CUDA devices for the pool processes, comma-separated (0,1,2,3): process i "
+             "takes the i-th (round-robin). Without it, --device cuda gives process i "
+             "cuda:i of the node's GPUs.")] = None,
 ) -> None:
     """Start a Celery worker that evaluates queued tasks.
 
     Example: LENSBATCH_BROKER_URL=redis://host:6379/0 lensbatch worker --queues gpu
+    --device cuda --concurrency 4 (one pool process per GPU of a 4-GPU node)
     """
     import os
 
@@ -128,15 +133,31 @@ def worker(
     unknown = [q for q in split_list(queues) if q not in QUEUES]
     if unknown or not split_list(queues):
         raise UserError(f"--queues takes {', '.join(QUEUES)} (comma-separated), got {queues}")
+    devices = gpu_list(gpus, device)
     settings = invocation(ctx).settings
+    shown = f"gpus {','.join(map(str, devices))}" if devices else f"device {device}"
     console.print(f"broker {mask_url(settings.broker_url)} · database "
-                  f"{mask_url(settings.database_url)} · queues {queues} · device {device}",
+                  f"{mask_url(settings.database_url)} · queues {queues} · {shown}",
                   highlight=False)
-    create_worker(settings, queues, device).worker_main([
+    create_worker(settings, queues, device, devices).worker_main([
         "worker", "--queues", queues, "--concurrency", str(concurrency),
         "--loglevel", loglevel, "--hostname", f"lensbatch-{os.getpid()}@%h",
         "--without-gossip", "--without-mingle",
     ])
+
+
+def gpu_list(gpus: str | None, device: str) -> tuple[int, ...]:
+    """`--gpus 0,1,2`: CUDA device numbers, for --device auto or cuda only."""
+    if gpus is None:
+        return ()
+    from lensbatch.hooks import split_list
+
+    items = split_list(gpus)
+    if not items or not all(item.isdigit() for item in items):
+        raise UserError(f"--gpus takes CUDA device numbers, comma-separated (0,1,2), got {gpus}")
+    if device not in ("auto", "cuda"):
+        raise UserError(f"--gpus needs --device cuda (or auto), got --device {device}")
+    return tuple(int(item) for item in items)
 
 
 def score(

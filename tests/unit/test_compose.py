@@ -227,3 +227,19 @@ def test_each_secret_is_required(tmp_path: Path, missing: str, how: str) -> None
     result = run_config(tmp_path, env_vars, "--profile", "gpu")
     assert result.returncode != 0, f"compose accepted a config without {missing}"
     assert f"required variable {missing} is missing a value" in result.stderr, result.stderr
+
+
+def test_gpu_worker_runs_one_pool_process_per_gpu(tmp_path: Path) -> None:
+    """The GPU service reserves the node's GPUs and runs LENSBATCH_GPUS pool processes
+    with --device cuda: pool process i evaluates on cuda:i."""
+    from worker.engine.device import pool_device
+
+    result = run_config(tmp_path, {**SECRETS, "LENSBATCH_GPUS": "4"}, "--profile", "gpu")
+    assert result.returncode == 0, result.stderr
+    svc = json.loads(result.stdout)["services"]["worker-gpu"]
+    command = svc["command"]
+    n = int(command[command.index("--concurrency") + 1])
+    device = command[command.index("--device") + 1]
+    assert n == 4 and "--gpus" not in command
+    assert [d.get("count") for d in svc["deploy"]["resources"]["reservations"]["devices"]] == [-1]
+    assert [pool_device(device, (), i, n) for i in range(n)] == [f"cuda:{i}" for i in range(n)]
