@@ -11,6 +11,7 @@ in UTC), and JSON columns are JSON text (json.dumps with sorted keys).
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import JSON, Boolean, Column, DateTime, Engine, Float, Integer, LargeBinary, Table
 
@@ -146,3 +148,52 @@ def write_tuple_batches(batches: Iterable[Sequence[tuple[Any, ...]]], columns: S
                 yield pa.Table.from_arrays(arrays, schema=schema)
 
     return write_batches(tables(), schema, path)
+
+
+class _ChunkStream(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (pyarrow's CSV reader reads it)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def write_csv_parquet(chunks: Iterator[bytes], columns: Sequence[str], path: str) -> int:
+    """CSV as PostgreSQL's COPY writes it (no header; NULL an unquoted empty field, an
+    empty string quoted) to one Parquet file, typed as write_tuple_batches types the
+    registry's columns; pyarrow parses it in blocks, so memory stays flat."""
+    schema = pa.schema([_field(name, ()) for name in columns])
+    reader = pacsv.open_csv(
+        io.BufferedReader(_ChunkStream(chunks), buffer_size=1 << 22),
+        read_options=pacsv.ReadOptions(column_names=list(columns), block_size=1 << 22),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema, null_values=[""], strings_can_be_null=True,
+            quoted_strings_can_be_null=False))
+    return write_batches((pa.Table.from_batches([batch], schema=schema) for batch in reader),
+                         schema, path)
+
+
+def write_results_parquet(engine: Engine, job_id: str, path: str) -> int:
+    """`lensbatch results JOB --format parquet`: PostgreSQL's COPY as CSV into pyarrow
+    where the database has it, else streamed rows; the same file either way."""
+    from lensbatch.store.queries import RESULT_COLUMNS, result_batches, result_csv
+
+    chunks = result_csv(engine, job_id)
+    if chunks is not None:
+        return write_csv_parquet(chunks, RESULT_COLUMNS, path)
+    return write_tuple_batches(result_batches(engine, job_id), RESULT_COLUMNS, path)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, Select, and_, func, select
 
 from lensbatch.metrics import HEAD_SCORE_NAMES, LISTED_METRICS, PROBE_SCORES
 from lensbatch.metrics import corpus_value as _corpus_value
@@ -24,6 +24,7 @@ from lensbatch.store.totals import head_mean_rows, progress
 
 # Rows fetched at a time by the queries that stream (a server-side cursor on PostgreSQL).
 STREAM_ROWS = 50_000
+COPY_CHUNK = 1 << 20  # bytes of CSV handed on at a time by result_csv
 
 
 @dataclass(frozen=True)
@@ -76,21 +77,22 @@ def list_jobs(engine: Engine, limit: int = 50) -> list[JobSummary]:
 RESULT_COLUMNS = ("doc_id", *LISTED_METRICS)
 
 
+def _result_query(job_id: str) -> Select[Any]:
+    r, jd = schema.results, schema.job_documents
+    return (select(jd.c.doc_id, *(r.c[name] for name in LISTED_METRICS))
+            .join(jd, (jd.c.job_id == r.c.job_id) & (jd.c.seq == r.c.seq))
+            .where(r.c.job_id == job_id)
+            .order_by(r.c.seq))
+
+
 def result_batches(engine: Engine, job_id: str,
                    size: int = STREAM_ROWS) -> Iterator[list[tuple[Any, ...]]]:
     """The job's results in corpus order, `size` rows at a time, each row a tuple of
     RESULT_COLUMNS (doc_id and every listed metric): a server-side cursor, so memory
     does not grow with the job."""
-    r, jd = schema.results, schema.job_documents
-    query = (
-        select(jd.c.doc_id, *(r.c[name] for name in LISTED_METRICS))
-        .join(jd, (jd.c.job_id == r.c.job_id) & (jd.c.seq == r.c.seq))
-        .where(r.c.job_id == job_id)
-        .order_by(r.c.seq)
-    )
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=size).execute(
-            query)
+            _result_query(job_id))
         for partition in result.partitions():
             yield [tuple(row) for row in partition]
 
@@ -101,6 +103,33 @@ def result_rows(engine: Engine, job_id: str) -> Iterator[dict[str, Any]]:
     for batch in result_batches(engine, job_id):
         for row in batch:
             yield dict(zip(RESULT_COLUMNS, row, strict=True))
+
+
+def result_csv(engine: Engine, job_id: str) -> Iterator[bytes] | None:
+    """On PostgreSQL, the job's results as CSV (RESULT_COLUMNS, no header, NULL an
+    unquoted empty field, floats in the shortest form that reads back exactly), in
+    corpus order, as COPY sends it, in chunks of about a megabyte: PostgreSQL formats
+    every row. None on other databases."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return _copy_out(engine, _result_query(job_id))
+
+
+def _copy_out(engine: Engine, query: Select[Any]) -> Iterator[bytes]:
+    compiled = query.compile(dialect=engine.dialect)  # placeholders, bound by psycopg
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)",
+                             compiled.params) as copy:
+                pending = bytearray()
+                for row in copy:  # COPY sends one message per row
+                    pending += row
+                    if len(pending) >= COPY_CHUNK:
+                        yield bytes(pending)
+                        pending.clear()
+                if pending:
+                    yield bytes(pending)
 
 
 @dataclass(frozen=True)

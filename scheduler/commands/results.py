@@ -23,6 +23,11 @@ def results(ctx: typer.Context, job: JobId, fmt: Format = "table",
 
     engine = invocation(ctx).engine
     job_summary(engine, job)  # raises JobNotFound for a wrong id
+    if fmt == "parquet" and output is not None:  # streamed in blocks, whatever the job's size
+        from scheduler.export import write_results_parquet
+
+        write_results_parquet(engine, job, output)
+        return
     emit_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, output)
 
 
