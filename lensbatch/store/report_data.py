@@ -92,12 +92,16 @@ def sample_rows(engine: Engine, job_id: str, limit: int = SAMPLE_DOCUMENTS) -> l
 
 
 def top_induction_rows(engine: Engine, job_id: str, n: int) -> list[Any]:
-    """The `n` documents with the most induction hits (ties: corpus order), hits > 0."""
+    """The `n` documents with the most induction hits (ties: corpus order), hits > 0:
+    picked from results alone (one scan, a top-n sort), then joined."""
     r = schema.results
+    top = (select(r.c.seq).where(r.c.job_id == job_id, r.c.induction_hits > 0)
+           .order_by(r.c.induction_hits.desc(), r.c.seq).limit(n))
     with engine.connect() as connection:
-        return list(connection.execute(
-            _document_query(job_id).where(r.c.induction_hits > 0)
-            .order_by(r.c.induction_hits.desc(), r.c.seq).limit(n)))
+        seqs = list(connection.scalars(top))
+        rows = {row.seq: row for row in connection.execute(
+            _document_query(job_id).where(r.c.seq.in_(seqs)))}
+    return [rows[seq] for seq in seqs]
 
 
 def document_text(engine: Engine, job_id: str, seq: int) -> str:
