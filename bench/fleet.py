@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, select, text
 
 from bench.fleet_probe import Counters, read_counters, steady_window, task_lines
 from bench.report import Row, print_table, write_json
-from bench.workers import Services
+from bench.workers import Services, stop_processes
 from lensbatch.jobspec import JobSpec
 from lensbatch.settings import Settings
 from lensbatch.store import schema
@@ -73,17 +73,6 @@ def start_consumers(services: Services, level: Level, log: Path) -> list[subproc
         env=env, stdout=out, stderr=out) for i in range(level.processes)]
 
 
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for proc in processes:
-        proc.terminate()
-    for proc in processes:
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def documents_done(engine: Engine, job_id: str) -> int:
     p = schema.job_progress
     with engine.connect() as connection:
@@ -106,7 +95,7 @@ def run_level(engine: Engine, services: Services, level: Level, pids: dict[str, 
         time.sleep(level.window)
         last = read_counters(engine, job_id, pids, [p.pid for p in consumers])
     finally:
-        stop(consumers)
+        stop_processes(consumers, 60)
     return level_rows(level, first, last, task_lines(log, first.at, last.at))
 
 

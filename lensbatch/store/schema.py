@@ -7,6 +7,8 @@ compares them. Only lensbatch/store imports this module (and migrations/env.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -117,11 +119,17 @@ workers = Table(
 # A job's counters, kept by the task that writes each result (lensbatch/store/totals.py)
 # so that progress and corpus numbers read a few rows whatever the job's size. A job's
 # numbers are the sums over its shards: concurrent writers add to different rows.
+def _job_shard() -> tuple[Column[Any], Column[Any]]:
+    """The key of a job's sharded counters: the job and one of its shards."""
+    return (Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"),
+                   primary_key=True),
+            Column("shard", Integer, primary_key=True))
+
+
 job_progress = Table(
     "job_progress",
     metadata,
-    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
-    Column("shard", Integer, primary_key=True),
+    *_job_shard(),
     Column("documents_done", BigInteger, nullable=False),
     *(Column(m.name, BigInteger if m.kind == "count" else Float, nullable=False)
       for m in SUMMED_METRICS),
@@ -133,8 +141,7 @@ job_progress = Table(
 head_totals = Table(
     "head_totals",
     metadata,
-    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
-    Column("shard", Integer, primary_key=True),
+    *_job_shard(),
     Column("layer", Integer, primary_key=True),
     Column("head", Integer, primary_key=True),
     Column("n_documents", BigInteger, nullable=False),
