@@ -2,16 +2,18 @@
 
 One throwaway PostgreSQL (shared_buffers 1 GB) and Redis. Rows:
 
-- s1 `lensbatch submit` of --docs short documents (generated JSONL): wall time, peak RSS;
 - s2 bytes per document of each per-document table, at that scale;
 - s3-s5 `status JOB`, `jobs` (with --jobs jobs in the database), `heads JOB`: the store's
   query in this process (median of 5), and the whole command (median of 3; most of it
   is the interpreter starting, shown on its own as s0);
 - s6 `results JOB --format parquet`: rows per second and peak RSS of the command;
-- s7 `report JOB`: wall time and peak RSS of the command.
+- s7 `report JOB`: wall time and peak RSS of the command;
+- s1 `lensbatch submit` of --submit-docs more short documents (generated JSONL) into the
+  same database: wall time and peak RSS (flat: the corpus streams through).
 
-The job's results, hits and counters are bulk-loaded (bench/scale_load.py). The data
-directory is removed at the end. Figures print as the table of `python -m bench`.
+The job of --docs documents, its results, hits and counters are bulk-loaded
+(bench/scale_load.py). The data directory is removed at the end. Figures print as the
+table of `python -m bench`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +32,13 @@ from sqlalchemy import Engine, text
 
 from bench.corpus import write_large_jsonl
 from bench.report import Row, print_table, write_json
-from bench.scale_load import load_head_totals, load_hits, load_other_jobs, load_results
+from bench.scale_load import (
+    load_corpus,
+    load_head_totals,
+    load_hits,
+    load_other_jobs,
+    load_results,
+)
 from bench.storage import table_sizes
 from bench.timing import median, timed
 from bench.workers import LENSBATCH, Services
@@ -64,8 +73,10 @@ def query_and_command(name: str, query: Callable[[], object], services: Services
                 note="interpreter start-up included (s0)")]
 
 
-def build(engine: Engine, services: Services, corpus: Path, n_docs: int,
-          n_jobs: int) -> tuple[list[Row], str]:
+def submit_rows(services: Services, work: Path, n_docs: int) -> list[Row]:
+    """s1: a real `lensbatch submit` of n_docs generated short documents (into the
+    database that already holds the big job), under bench.rss."""
+    corpus = write_large_jsonl(work / "submit.jsonl", n_docs, 48, seed=1)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "bench.rss", LENSBATCH, "submit", str(corpus),
                            "--model", "gpt2-small-random"], env=services.env(),
@@ -73,22 +84,28 @@ def build(engine: Engine, services: Services, corpus: Path, n_docs: int,
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"submit failed: {proc.stderr[-800:]}")
-    job_id = proc.stdout.strip().splitlines()[-1]
     peak = float(proc.stderr.rsplit("peak_rss_mb=", 1)[1])
     size = corpus.stat().st_size / 1e6
-    rows = [Row("s1", f"submit of {n_docs:,} documents ({size:,.0f} MB JSONL)", seconds, "s",
-                note=f"{n_docs / seconds:,.0f} documents/s, COPY, enqueued too"),
+    corpus.unlink()
+    return [Row("s1", f"submit of {n_docs:,} documents ({size:,.0f} MB JSONL)", seconds, "s",
+                note=f"{n_docs / seconds:,.0f} documents/s, COPY; enqueued too"),
             Row("s1", "submit peak RSS", peak, "MB", target="flat", note="scheduler process")]
-    print(f"bench.scale: submitted {job_id} in {seconds:.0f} s", file=sys.stderr, flush=True)
+
+
+def build(engine: Engine, n_docs: int, n_jobs: int) -> str:
+    """The big job, bulk-loaded (bench/scale_load.py); its id."""
+    started = time.perf_counter()
+    job_id = "scale" + uuid.uuid4().hex[:11]
+    load_corpus(engine, job_id, n_docs)
     load_results(engine, job_id, n_docs)
     hits, _ = load_hits(engine, job_id, n_docs)
     load_head_totals(engine, job_id, n_docs)
     load_other_jobs(engine, n_jobs - 1)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("ANALYZE"))
-    print(f"bench.scale: loaded results and {hits:,} hit rows "
-          f"({time.perf_counter() - started:.0f} s in all)", file=sys.stderr, flush=True)
-    return rows, job_id
+    print(f"bench.scale: loaded {n_docs:,} documents, their results and {hits:,} hit rows "
+          f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    return job_id
 
 
 def storage_rows(engine: Engine, n_docs: int) -> list[Row]:
@@ -154,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--docs", type=int, default=10_000_000)
     parser.add_argument("--jobs", type=int, default=100, help="jobs in the database, for `jobs`")
+    parser.add_argument("--submit-docs", type=int, default=1_000_000,
+                        help="documents of the `lensbatch submit` timed (s1)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -170,12 +189,11 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="lensbatch-scale-") as tmp:
             work = Path(tmp)
             services = Services(postgres.url, redis.url, str(work / "cache"))
-            corpus = write_large_jsonl(work / "corpus.jsonl", args.docs, 48)
-            rows, job_id = build(engine, services, corpus, args.docs, args.jobs)
-            corpus.unlink()
-            rows += storage_rows(engine, args.docs)
+            job_id = build(engine, args.docs, args.jobs)
+            rows = storage_rows(engine, args.docs)
             rows += query_rows(engine, services, job_id)
             rows += export_rows(engine, services, job_id, args.docs, work)
+            rows += submit_rows(services, work, args.submit_docs)
     finally:
         redis.stop()
         postgres.stop()

@@ -1,22 +1,41 @@
 """The synthetic job of `python -m bench.scale`: bulk-loaded rows of realistic sizes.
 
-The corpus itself goes in through a real `lensbatch submit` (timed: row s1). Its results
-are then generated inside PostgreSQL (INSERT ... SELECT over generate_series, seeded),
-its induction hits are COPYed from Python in the packed form the workers write, and its
-counters are summed from those rows, as the workers' transactions would have left them.
-Other jobs (for `jobs`) get a jobs row and sixteen counter shards each.
+Its documents (short generated texts, the sentences of bench/corpus.py's generator) and
+results are generated inside PostgreSQL (INSERT ... SELECT over generate_series,
+seeded), its induction hits are COPYed from Python in the packed form the workers
+write, and its counters are summed from those rows, as the workers' transactions would
+have left them. Foreign keys are not checked while loading (session_replication_role:
+the rows are consistent by construction). Other jobs (for `jobs`) get a jobs row and
+sixteen counter shards each. `lensbatch submit` itself is timed on a corpus of its own.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Iterator
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
+from bench.corpus import WORDS
+from lensbatch.jobspec import JobSpec
 from lensbatch.metrics import HEAD_SCORE_NAMES
 from lensbatch.store.packing import pack_bits, pack_positions
+
+# Each document: "Document <i>. " and 48 characters of words, about 60 to 70 in all.
+DOCUMENTS = """
+INSERT INTO documents (content_hash, text, n_chars)
+SELECT encode(sha256(convert_to(t, 'UTF8')), 'hex'), t, length(t)
+FROM (SELECT 'Document ' || i || '. ' || substr(:words, 1 + (i * 7919) % 400, 48) AS t
+      FROM generate_series(0, :n - 1) AS i) texts
+"""
+JOB_DOCUMENTS = """
+INSERT INTO job_documents (job_id, seq, doc_id, document_id, source)
+SELECT :job, row_number() OVER (ORDER BY id) - 1, (row_number() OVER (ORDER BY id) - 1)::text,
+       id, 'corpus.jsonl'
+FROM documents
+"""
 
 # Per-document values, drawn in SQL from random() after setseed: short documents of
 # 12 to 23 tokens (what the generated corpus holds), loss 2-5 nats, accuracy 20-50%.
@@ -44,10 +63,34 @@ COPY_HITS = "COPY induction_hit_tokens (job_id, seq, positions, novel) FROM STDI
 N_LAYERS = N_HEADS = 12  # GPT-2 small
 
 
+def bulk(connection: Connection) -> None:
+    """Load without checking foreign keys (the rows are consistent by construction)."""
+    connection.execute(text("SET LOCAL session_replication_role = replica"))
+
+
+def load_corpus(engine: Engine, job_id: str, n_docs: int) -> None:
+    """A finished job of n_docs documents, stored as `submit` stores them, into an
+    empty database."""
+    spec = JobSpec(model="gpt2-small-random")
+    with engine.begin() as connection:
+        bulk(connection)
+        connection.execute(text(
+            "INSERT INTO jobs (id, model, settings, status, corpus, n_documents, n_tasks, "
+            "n_chars, created_at) VALUES (:job, :model, :settings, 'queued', 'corpus.jsonl', "
+            ":n, :tasks, 0, now())"),
+            {"job": job_id, "model": spec.model, "settings": json.dumps(spec.to_json()),
+             "n": n_docs, "tasks": n_docs // 1000 + 1})
+        connection.execute(text(DOCUMENTS), {"n": n_docs, "words": " ".join(WORDS) * 3})
+        connection.execute(text(JOB_DOCUMENTS), {"job": job_id})
+        connection.execute(text("UPDATE jobs SET n_chars = (SELECT sum(n_chars) FROM documents)"
+                                " WHERE id = :job"), {"job": job_id})
+
+
 def load_results(engine: Engine, job_id: str, n_docs: int) -> float:
     """Results rows for every document of the job, and its progress counters; seconds."""
     started = time.perf_counter()
     with engine.begin() as connection:
+        bulk(connection)
         connection.execute(text("SELECT setseed(0.42)"))
         connection.execute(text(RESULTS), {"job": job_id, "n": n_docs})
         connection.execute(text(PROGRESS), {"job": job_id})
@@ -72,6 +115,7 @@ def load_hits(engine: Engine, job_id: str, n_docs: int) -> tuple[int, float]:
     started = time.perf_counter()
     count = 0
     with engine.begin() as connection:
+        bulk(connection)
         raw = connection.connection.driver_connection
         with raw.cursor() as cursor, cursor.copy(COPY_HITS) as copy:  # type: ignore[union-attr]
             for row in hit_rows(job_id, n_docs):
