@@ -27,7 +27,7 @@ from lensbatch.store.packing import pack_bits, pack_positions
 DOCUMENTS = """
 INSERT INTO documents (content_hash, text, n_chars)
 SELECT encode(sha256(convert_to(t, 'UTF8')), 'hex'), t, length(t)
-FROM (SELECT 'Document ' || i || '. ' || substr(:words, 1 + (i * 7919) % 400, 48) AS t
+FROM (SELECT 'Document ' || i || '. ' || substr(:words, 1 + (i * 37) % 397, 48) AS t
       FROM generate_series(0, :n - 1) AS i) texts
 """
 JOB_DOCUMENTS = """
