@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
     args = parser.parse_args(argv)
+    # A SIGTERM unwinds like an exception, so that the servers and their data go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     postgres = PostgresServer(durable=True)  # fsync and synchronous commit on
     postgres.start()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="documents of the `lensbatch submit` timed (s1)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
     args = parser.parse_args(argv)
+    # A SIGTERM unwinds like an exception, so that the servers and their data go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     redis, postgres = RedisServer(), PostgresServer()
     redis.start()
