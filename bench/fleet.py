@@ -71,7 +71,9 @@ def start_consumers(services: Services, level: Level, log: Path) -> list[subproc
         [sys.executable, "-m", "celery", "-A", "bench.fleet_worker", "worker", "-P", "threads",
          "-c", str(threads), "-Q", "cpu", "-l", "WARNING", "--without-gossip",
          "--without-mingle", "--without-heartbeat", "-n", f"fleet{i}@%h"],
-        env=env, stdout=out, stderr=out) for i in range(level.processes)]
+        # A session of its own: a signal a consumer sends its process group stays there.
+        env=env, stdout=out, stderr=out, start_new_session=True)
+        for i in range(level.processes)]
 
 
 def documents_done(engine: Engine, job_id: str) -> int:
@@ -165,9 +167,11 @@ def main(argv: list[str] | None = None) -> None:
                                   args.window)
                     services = Services(postgres.url, redis.url, str(Path(tmp) / "cache"))
                     pids = {"postgres": postgres.pid(), "redis": redis.process.pid}  # type: ignore[union-attr]
-                    rows += run_level(engine, services, level, pids, Path(tmp))
+                    measured = run_level(engine, services, level, pids, Path(tmp))
+                    rows += measured
                     print(f"bench.fleet: {consumers} consumers done "
                           f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+                    print_table(measured)  # each level as it comes
             finally:
                 redis.stop()
     finally:
