@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from lensbatch.store.packing import (
     pack_bits,
     pack_floats,
@@ -16,13 +18,14 @@ from lensbatch.store.packing import (
 
 
 def test_head_scores_round_trip_as_float32_with_nulls() -> None:
-    grid = [[0.5, None, 1e-3], [math.nan, math.inf, 0.123456789]]  # [layer][head]
+    grid: list[list[float | None]] = [[0.5, None, 1e-3], [math.nan, math.inf, 0.123456789]]
     data = pack_floats(grid)
     assert len(data) == 4 * 6  # float32, layer-major
     values = unpack_floats(data)
-    assert values[:3] == [0.5, None, values[2]] and abs(values[2] - 1e-3) < 1e-9
+    assert values[0] == 0.5 and values[1] is None
     assert values[3] is None and values[4] is None  # NaN and inf are stored as null
-    assert abs(values[5] - 0.123456789) < 1e-7  # float32 precision
+    assert values[2] == pytest.approx(1e-3, rel=1e-7)  # float32 precision
+    assert values[5] == pytest.approx(0.123456789, rel=1e-7)
     heads = list(unpack_heads(3, [data, pack_floats([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])]))
     assert [(layer, head) for layer, head, _ in heads] == [(0, 0), (0, 1), (0, 2), (1, 0),
                                                            (1, 1), (1, 2)]
