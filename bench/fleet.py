@@ -27,7 +27,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select, text
 
-from bench.fleet_probe import Counters, read_counters, steady_window, task_lines
+from bench.fleet_probe import (
+    Counters,
+    busy_seconds,
+    read_counters,
+    steady_window,
+    task_lines,
+)
 from bench.report import Row, print_table, write_json
 from bench.workers import Services, stop_processes
 from lensbatch.jobspec import JobSpec
@@ -99,7 +105,10 @@ def run_level(engine: Engine, services: Services, level: Level, pids: dict[str, 
         last = read_counters(engine, job_id, pids, [p.pid for p in consumers])
     finally:
         stop_processes(consumers, 60)
-    return level_rows(level, first, last, task_lines(log, first.at, last.at))
+    lines = task_lines(log, first.at, last.at)
+    idle = level.consumers * (last.at - first.at) - busy_seconds(lines, first.at, last.at)
+    inside = [line for line in lines if line[0] >= first.at and line[4] <= last.at]
+    return level_rows(level, first, last, inside, idle)
 
 
 def quantiles(seconds: list[float]) -> tuple[float, float]:
@@ -108,15 +117,16 @@ def quantiles(seconds: list[float]) -> tuple[float, float]:
     return 1000 * ordered[len(ordered) // 2], 1000 * ordered[int(len(ordered) * 0.95)]
 
 
-def level_rows(level: Level, first: Counters, last: Counters, lines: list[list[float]]
-               ) -> list[Row]:
+def level_rows(level: Level, first: Counters, last: Counters, lines: list[list[float]],
+               idle: float) -> list[Row]:
+    """`lines`: the tasks wholly inside the window; `idle`: the consumers' seconds
+    outside any task during it."""
     w = steady_window(first, last, level.docs_per_task)
     ideal = level.consumers / level.task_seconds
     tag = f"f{level.consumers}"
     claim = quantiles([line[1] - line[0] for line in lines])
     write = quantiles([line[3] - line[2] for line in lines])
-    gap = (level.consumers * w.seconds - sum(line[4] - line[0] for line in lines)
-           ) / max(len(lines), 1)
+    gap = idle / max(w.tasks_per_s * w.seconds, 1e-9)
     return [
         Row(tag, f"{level.consumers} consumers: tasks committed", w.tasks_per_s, "tasks/s",
             w.tasks_per_s / ideal, ">= 0.9 of ideal" if level.consumers == 64 else "",

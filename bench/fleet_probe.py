@@ -88,8 +88,13 @@ def steady_window(first: Counters, last: Counters, docs_per_task: int) -> Window
 
 def task_lines(log: Path, start: float, end: float) -> list[list[float]]:
     """The consumers' task lines (started, claimed, evaluated, written, ended, documents)
-    of the tasks that started and ended inside [start, end]."""
+    of the tasks that ran, wholly or partly, inside [start, end]."""
     if not log.exists():
         return []
     lines = [[float(v) for v in line.split()] for line in log.read_text().splitlines() if line]
-    return [line for line in lines if line[0] >= start and line[4] <= end]
+    return [line for line in lines if line[4] > start and line[0] < end]
+
+
+def busy_seconds(lines: list[list[float]], start: float, end: float) -> float:
+    """The consumers' time inside tasks within [start, end] (tasks cut at its edges)."""
+    return sum(max(0.0, min(line[4], end) - max(line[0], start)) for line in lines)
