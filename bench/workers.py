@@ -51,14 +51,19 @@ def workers(services: Services, count: int, threads: int, log: Path) -> Iterator
     try:
         yield [p.pid for p in procs]
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(procs, 30)
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGTERM to each, then wait `timeout` s for each before killing it."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def wait_done(engine: Engine, job_id: str, timeout: float) -> float:

@@ -16,6 +16,9 @@ WINDOWS = ("sliding", "disjoint")
 # The queues workers consume: `--queues cpu` or `--queues gpu` (or both).
 QUEUES = ("cpu", "gpu")
 MAX_MODEL_CHARS = 255  # the jobs.model column's length
+# What a job keeps of the per-head scores: job-level totals only, or also every
+# document's values (lensbatch/store/packing.py).
+HEAD_SCORE_STORAGE = ("job", "document")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class JobSpec:
     # the statistics to keep for each (lensbatch.hooks.STATS).
     activations: tuple[str, ...] = field(default_factory=tuple)
     stats: tuple[str, ...] = field(default_factory=tuple)
+    # "job": per-head sums over documents (what `heads` and the report show); "document":
+    # also each document's per-head scores (`heads --per-document`).
+    head_scores: str = "job"
 
     def validate(self) -> JobSpec:
         if not self.model.strip():
@@ -66,6 +72,9 @@ class JobSpec:
             raise JobSpecError(f"padding side must be right or left, got {self.padding_side}")
         if self.queue not in QUEUES:
             raise JobSpecError(f"--queue must be one of {', '.join(QUEUES)}, got {self.queue}")
+        if self.head_scores not in HEAD_SCORE_STORAGE:
+            raise JobSpecError(f"--head-scores must be one of {', '.join(HEAD_SCORE_STORAGE)}, "
+                               f"got {self.head_scores}")
         for stat in self.stats:
             if stat not in STATS:
                 raise JobSpecError(f"unknown statistic {stat!r}; valid: {', '.join(STATS)}")

@@ -7,8 +7,11 @@ Two kinds of declaration, in the spirit of lm-evaluation-harness's task registry
   ratio of two sums: the corpus loss is token-weighted), the summary rows of `run`,
   `status` and the report, the columns of `results` in every format, and the columns of
   the v_results and v_jobs views (lensbatch/store/views.py).
-- HeadScore: one value per (job, document, layer, head), a column of head_scores,
-  averaged over a job's documents by `heads`, the report and v_head_scores.
+- HeadScore: one value per (job, document, layer, head). A job keeps, per (layer,
+  head), its sum over documents and the count of documents where it is not null
+  (head_totals), from which `heads`, the report and v_head_means give the mean over
+  documents; with `--head-scores document` it also keeps every document's values
+  (head_scores, one packed array per score and document).
 
 Adding a metric is one declaration here plus its computation in worker/engine (and a
 migration adding its column). Nothing in this module imports torch or SQLAlchemy.
@@ -114,6 +117,9 @@ HEAD_SCORE_NAMES = tuple(score.name for score in HEAD_SCORES)
 PROBE_SCORES = ("induction_score", "prev_token_score")
 
 STORED_METRICS = tuple(m for m in DOC_METRICS if m.stored)
+# What a job's progress counters keep (job_progress): every stored metric whose corpus
+# number is a sum; the rates are worked out from these sums.
+SUMMED_METRICS = tuple(m for m in STORED_METRICS if m.corpus == "sum")
 LISTED_METRICS = tuple(m.name for m in DOC_METRICS if m.listed)
 
 

@@ -8,6 +8,7 @@ seconds with one line, as an unreachable one does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kombu import Connection
@@ -53,7 +54,7 @@ def check_broker(settings: Settings, timeout: float = BROKER_TIMEOUT) -> None:
         ) from None
 
 
-def enqueue(settings: Settings, job_id: str, tasks: list[list[int]], queue: str) -> None:
+def enqueue(settings: Settings, job_id: str, tasks: Sequence[list[int]], queue: str) -> None:
     """One message per task; BrokerUnavailable, naming `lensbatch resume`, when the
     broker is lost half-way (the job is stored: resume queues what has no result)."""
     app = make_celery(settings)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,8 @@ class RunReport:
     seconds: float  # evaluation time, model loading excluded
 
 
-def local_chunks(tasks: list[list[int]], batch_tokens: int, task_tokens: int) -> list[list[int]]:
+def local_chunks(tasks: Sequence[list[int]], batch_tokens: int,
+                 task_tokens: int) -> list[list[int]]:
     """Consecutive planned tasks joined so that each chunk holds about one forward batch.
 
     Tasks are sized for the queue (--task-tokens); here there is no queue, and a chunk

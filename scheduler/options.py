@@ -55,6 +55,9 @@ MaxDocumentBytes = Annotated[int | None, typer.Option(
     help="Largest document accepted, in bytes of UTF-8; a larger one is refused with its "
          "file and line, before anything is stored (default 10000000, or "
          "LENSBATCH_MAX_DOCUMENT_BYTES).")]
+HeadScores = Annotated[str, typer.Option(
+    help="Per-head scores to keep: job (sums over documents: `heads` and the report) or "
+         "document (also every document's scores, packed: `heads --per-document`).")]
 DEFAULT_STATS = ("mean", "norm")
 
 

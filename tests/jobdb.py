@@ -43,11 +43,23 @@ def write_corpus(path: Path) -> Path:
     return path
 
 
-def finished_job(url: str, checkpoint: str, corpus: Path) -> tuple[Engine, str]:
-    """Run the whole local pipeline on `corpus`; return the engine and the job id."""
+def finished_job(url: str, checkpoint: str, corpus: Path,
+                 head_scores: str = "job") -> tuple[Engine, str]:
+    """Run the whole local pipeline on `corpus`; return the engine and the job id.
+    head_scores="document" keeps every document's per-head scores."""
     from scheduler.local import run_local
 
     engine = ensure_schema(url)
-    spec = JobSpec(model=checkpoint, task_tokens=64).validate()
+    spec = JobSpec(model=checkpoint, task_tokens=64, head_scores=head_scores).validate()
     report = run_local(engine, str(corpus), spec, "cpu")
     return engine, report.summary.job_id
+
+
+def write_duplicate_corpus(path: Path, n_docs: int, duplicate: tuple[int, int]) -> Path:
+    """n_docs short documents with ids doc-0, doc-1, ...; document duplicate[1] (line
+    duplicate[1] + 1) reuses the id of document duplicate[0]."""
+    ids = [f"doc-{i}" for i in range(n_docs)]
+    ids[duplicate[1]] = ids[duplicate[0]]
+    path.write_text("".join(json.dumps({"id": doc_id, "text": f"Text {i}."}) + "\n"
+                            for i, doc_id in enumerate(ids)))
+    return path

@@ -94,7 +94,7 @@ class TaskRun:
         written = Written(outcome, probe, spec.model,
                           model_record(spec.model, runtime.device, spec.dtype,
                                        runtime.cache_dir),
-                          lambda token: str(model.tokenizer.decode([token])))
+                          per_document_heads=spec.head_scores == "document")
         retry = retry_db(lambda: write_task(self.engine, self.job_id, written,
                                             runtime.claimer), "writing results")
         self.probed = True

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Select, and_, func, select, update
 from lensbatch.status import ACTIVE, JobStatus
 from lensbatch.store import schema
 from lensbatch.store.clock import now
+from lensbatch.store.totals import documents_done
 
 
 def documents_without_result(job_id: str, *columns: Any, failed: bool = False) -> Select:
@@ -40,10 +41,7 @@ def count_final_failures(connection: Connection, job_id: str) -> int:
 
 def finish_if_complete(connection: Connection, job_id: str) -> None:
     """Mark the job done once every document has a result or has failed for good."""
-    done = select(func.count()).select_from(schema.results).where(
-        schema.results.c.job_id == job_id
-    )
-    finished = done.scalar_subquery() + count_final_failures(connection, job_id)
+    finished = documents_done(job_id) + count_final_failures(connection, job_id)
     connection.execute(
         update(schema.jobs)
         .where(

@@ -9,11 +9,14 @@ waiting for the other's uncommitted rows. So one submit at a time inserts docume
 transaction-level advisory lock, taken before the first document and held to the
 commit), each chunk in content-hash order; and a transaction that loses a deadlock or
 a serialization conflict with any other writer runs again, reading the corpus again.
+
+A corpus is stored as it is read, chunk by chunk (lensbatch/store/ingest.py), and planned
+into runs of consecutive documents: memory does not grow with the corpus. A duplicate
+document id is caught by the job_documents unique constraint.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
@@ -24,18 +27,18 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 
-from lensbatch.corpus import DEFAULT_MAX_DOCUMENT_BYTES, Doc, chunked, read_corpus
+from lensbatch.corpus import DEFAULT_MAX_DOCUMENT_BYTES, chunked, read_corpus
 from lensbatch.errors import JobNotFound, UserError
 from lensbatch.jobspec import JobSpec
-from lensbatch.planning import TaskPlanner
+from lensbatch.planning import TaskList, TaskPlanner
 from lensbatch.status import FINISHED, JobStatus
 from lensbatch.store import schema
 from lensbatch.store.attempts import reset_attempts
 from lensbatch.store.clock import now
 from lensbatch.store.docstate import documents_without_result
-from lensbatch.store.upsert import insert_ignore
+from lensbatch.store.ingest import store_chunk
 
-INSERT_CHUNK = 1000
+INSERT_CHUNK = 10_000
 # pg_advisory_xact_lock key held by a transaction that inserts documents (distinct from
 # migrations/env.py's).
 DOCUMENTS_LOCK_KEY = 7_316_204_912
@@ -49,7 +52,7 @@ log = logging.getLogger("lensbatch.store")
 @dataclass(frozen=True)
 class PlannedJob:
     job_id: str
-    tasks: list[list[int]]  # document seqs per task
+    tasks: TaskList  # document seqs per task
     n_documents: int
 
 
@@ -59,21 +62,6 @@ def job_row(connection: Connection, job_id: str) -> Any:
     if job is None:
         raise JobNotFound(f"no job {job_id!r}")
     return job
-
-
-def _document_ids(connection: Connection, docs: list[Doc]) -> list[int]:
-    """Store the texts not stored yet (once whatever the number of jobs); their ids."""
-    hashes = [hashlib.sha256(d.text.encode("utf-8")).hexdigest() for d in docs]
-    rows = {h: {"content_hash": h, "text": d.text, "n_chars": len(d.text)}
-            for h, d in zip(hashes, docs, strict=True)}
-    insert_ignore(connection, schema.documents, [rows[h] for h in sorted(rows)],
-                  keys=("content_hash",))
-    ids = dict(connection.execute(
-        select(schema.documents.c.content_hash, schema.documents.c.id).where(
-            schema.documents.c.content_hash.in_(set(hashes))
-        )
-    ).all())
-    return [ids[h] for h in hashes]
 
 
 @dataclass(frozen=True)
@@ -101,7 +89,7 @@ def _create_jobs_once(engine: Engine, corpus: str, members: list[Member],
     sweep_id = new_id() if len(members) > 1 else None
     job_ids = [new_id() for _ in members]
     planner = TaskPlanner(members[0].spec.task_tokens)  # a sweep's jobs share options
-    n_docs = 0
+    n_docs = n_chars = 0
     with engine.begin() as connection:
         connection.execute(schema.jobs.insert(), [{
             "id": job_id, "model": member.spec.model, "settings": member.spec.to_json(),
@@ -112,18 +100,13 @@ def _create_jobs_once(engine: Engine, corpus: str, members: list[Member],
         if connection.dialect.name == "postgresql":
             connection.execute(select(func.pg_advisory_xact_lock(DOCUMENTS_LOCK_KEY)))
         for chunk in chunked(read_corpus(corpus, max_document_bytes), INSERT_CHUNK):
-            ids = _document_ids(connection, chunk)
-            connection.execute(schema.job_documents.insert(), [
-                {"job_id": job_id, "seq": n_docs + i, "doc_id": d.doc_id,
-                 "document_id": document_id, "source": d.source}
-                for job_id in job_ids
-                for i, (document_id, d) in enumerate(zip(ids, chunk, strict=True))
-            ])
+            store_chunk(connection, job_ids, n_docs, chunk)
             for i, doc in enumerate(chunk):
                 planner.add(n_docs + i, len(doc.text))
+                n_chars += len(doc.text)
             n_docs += len(chunk)
         connection.execute(update(schema.jobs).where(schema.jobs.c.id.in_(job_ids)).values(
-            n_documents=n_docs, n_tasks=len(planner.tasks)
+            n_documents=n_docs, n_tasks=len(planner.tasks), n_chars=n_chars
         ))
     return Created([PlannedJob(job_id, planner.tasks, n_docs) for job_id in job_ids],
                    sweep_id)
@@ -192,7 +175,7 @@ class ResumePlan:
     job_id: str
     queue: str
     seqs: list[int]  # the documents re-enqueued
-    tasks: list[list[int]]
+    tasks: TaskList
 
 
 def plan_resume(engine: Engine, job_id: str, failed_only: bool = False) -> ResumePlan:

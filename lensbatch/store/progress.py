@@ -1,17 +1,18 @@
-"""One reading of a job's progress, counted from the database (`status --watch`, `run`)."""
+"""One reading of a job's progress, from the database (`status --watch`, `run`): the
+job's counters (lensbatch/store/totals.py), a few rows whatever the job's size."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from lensbatch.planning import estimate_tokens
 from lensbatch.status import FINISHED
-from lensbatch.store import schema
-from lensbatch.store.docstate import count_final_failures, documents_without_result
+from lensbatch.store.docstate import count_final_failures
 from lensbatch.store.jobs import job_row
+from lensbatch.store.totals import progress
 from lensbatch.store.workers import active_workers
 
 
@@ -34,22 +35,25 @@ class Snapshot:
         return self.status in FINISHED
 
 
+def pending_tokens(n_chars: int, n_documents: int, pending: int) -> int:
+    """The tokens of `pending` of a job's `n_documents` documents (`n_chars` characters
+    in all) as the planner estimates them, each taken at the job's mean length."""
+    if pending <= 0 or n_documents <= 0:
+        return 0
+    return estimate_tokens(n_chars * pending // n_documents, pending)
+
+
 def read_snapshot(engine: Engine, job_id: str) -> Snapshot:
-    r, docs = schema.results, schema.documents
     with engine.connect() as connection:
         job = job_row(connection, job_id)
-        done, tokens = connection.execute(
-            select(func.count(), func.coalesce(func.sum(r.c.n_tokens), 0))
-            .where(r.c.job_id == job_id)
-        ).one()
-        # The documents still to do (no result, not failed for good), in tokens as the
-        # planner estimates them.
-        pending_docs, pending_chars = connection.execute(documents_without_result(
-            job_id, func.count(), func.coalesce(func.sum(docs.c.n_chars), 0))).one()
+        done, totals = progress(connection, [job_id])[job_id]
         failed = count_final_failures(connection, job_id)
-    estimate = estimate_tokens(int(pending_chars or 0), int(pending_docs))
+    tokens = int(totals["n_tokens"])
+    # The documents still to do (no result, not failed for good).
+    pending = int(job.n_documents) - done - failed
     return Snapshot(
-        job_id=job_id, status=job.status, docs_done=int(done), docs_total=int(job.n_documents),
-        tokens_done=int(tokens), tokens_total=int(tokens) + estimate,
+        job_id=job_id, status=job.status, docs_done=done, docs_total=int(job.n_documents),
+        tokens_done=tokens,
+        tokens_total=tokens + pending_tokens(int(job.n_chars), int(job.n_documents), pending),
         failed=failed, workers=active_workers(engine), at=time.monotonic(),
     )

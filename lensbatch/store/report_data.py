@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, case, func, select
 
 from lensbatch.store import schema
 from lensbatch.store.jobs import job_row
+from lensbatch.store.packing import unpack_bits, unpack_positions
 
 
 def job_record(engine: Engine, job_id: str) -> dict[str, Any]:
@@ -27,18 +29,79 @@ def model_card(engine: Engine, model: str) -> Any | None:
             select(schema.models).where(schema.models.c.name == model)).first()
 
 
-def document_rows(engine: Engine, job_id: str) -> list[Any]:
-    """Per document with a result: seq, loss, n_tokens, the induction counts, doc_id,
-    source and n_chars, in corpus order."""
-    r, jd, d = schema.results, schema.job_documents, schema.documents
-    query = (select(r.c.seq, r.c.loss, r.c.n_tokens, r.c.induction_hits,
-                    r.c.induction_candidates, r.c.induction_novel_hits, jd.c.doc_id,
-                    jd.c.source, d.c.n_chars)
-             .join(jd, (jd.c.job_id == r.c.job_id) & (jd.c.seq == r.c.seq))
-             .join(d, d.c.id == jd.c.document_id)
-             .where(r.c.job_id == job_id).order_by(r.c.seq))
+# Every section reads a bounded number of rows, whatever the job's size: the histogram
+# is counted in SQL, the scatter plot samples documents by a fixed seq stride, and the
+# top documents come from ORDER BY ... LIMIT.
+SAMPLE_DOCUMENTS = 5000
+MAX_BINS = 40
+
+
+@dataclass(frozen=True)
+class Histogram:
+    edges: list[float]  # bins + 1 edges, ascending
+    counts: list[int]  # documents per bin (the last bin includes its upper edge)
+
+
+def loss_histogram(engine: Engine, job_id: str) -> Histogram | None:
+    """Per-document loss over every document with one, in equal-width bins (two scans:
+    the range, then one count per edge); None when no document has a loss."""
+    r = schema.results
     with engine.connect() as connection:
-        return list(connection.execute(query))
+        low, high, count = connection.execute(
+            select(func.min(r.c.loss), func.max(r.c.loss), func.count(r.c.loss))
+            .where(r.c.job_id == job_id)).one()
+        if not count:
+            return None
+        bins = min(MAX_BINS, max(5, count // 2))
+        if high == low:  # one value: one unit around it
+            low, high = low - 0.5, high + 0.5
+        width = (high - low) / bins
+        edges = [low + width * i for i in range(bins)] + [high]
+        # below[k]: documents whose loss is under edges[k + 1] (the last: all of them)
+        below = connection.execute(select(*(
+            func.sum(case((r.c.loss < edge, 1), else_=0)) for edge in edges[1:-1]))
+            .where(r.c.job_id == job_id, r.c.loss.is_not(None))).one()
+    cumulative = [int(n or 0) for n in below] + [int(count)]
+    counts = [b - a for a, b in zip([0, *cumulative[:-1]], cumulative, strict=True)]
+    return Histogram(edges, counts)
+
+
+def _document_query(job_id: str) -> Select[Any]:
+    r, jd, d = schema.results, schema.job_documents, schema.documents
+    return (select(r.c.seq, r.c.loss, r.c.n_tokens, r.c.induction_hits,
+                   r.c.induction_candidates, r.c.induction_novel_hits, jd.c.doc_id,
+                   jd.c.source, d.c.n_chars)
+            .join(jd, (jd.c.job_id == r.c.job_id) & (jd.c.seq == r.c.seq))
+            .join(d, d.c.id == jd.c.document_id)
+            .where(r.c.job_id == job_id))
+
+
+def sample_rows(engine: Engine, job_id: str, limit: int = SAMPLE_DOCUMENTS) -> list[Any]:
+    """Up to about `limit` documents with a result, every k-th by seq (the same ones
+    each time), in corpus order: the columns of _document_query."""
+    with engine.connect() as connection:
+        n_documents = int(job_row(connection, job_id).n_documents)
+        stride = max(1, -(-n_documents // limit))
+        seqs = list(range(0, n_documents, stride))
+        rows: list[Any] = []
+        for start in range(0, len(seqs), 1000):
+            rows += connection.execute(_document_query(job_id).where(
+                schema.results.c.seq.in_(seqs[start:start + 1000]))
+                .order_by(schema.results.c.seq)).all()
+    return rows
+
+
+def top_induction_rows(engine: Engine, job_id: str, n: int) -> list[Any]:
+    """The `n` documents with the most induction hits (ties: corpus order), hits > 0:
+    picked from results alone (one scan, a top-n sort), then joined."""
+    r = schema.results
+    top = (select(r.c.seq).where(r.c.job_id == job_id, r.c.induction_hits > 0)
+           .order_by(r.c.induction_hits.desc(), r.c.seq).limit(n))
+    with engine.connect() as connection:
+        seqs = list(connection.scalars(top))
+        rows = {row.seq: row for row in connection.execute(
+            _document_query(job_id).where(r.c.seq.in_(seqs)))}
+    return [rows[seq] for seq in seqs]
 
 
 def document_text(engine: Engine, job_id: str, seq: int) -> str:
@@ -49,14 +112,16 @@ def document_text(engine: Engine, job_id: str, seq: int) -> str:
             .where(jd.c.job_id == job_id, jd.c.seq == seq)))
 
 
-def hit_tokens(engine: Engine, job_id: str, seq: int) -> list[Any]:
-    """A document's induction hits: position, token and novel, in position order."""
+def hit_positions(engine: Engine, job_id: str, seq: int) -> list[tuple[int, bool]]:
+    """A document's induction hits: (position, novel), in position order."""
     table = schema.induction_hit_tokens
     with engine.connect() as connection:
-        return list(connection.execute(
-            select(table.c.position, table.c.token, table.c.novel)
-            .where(table.c.job_id == job_id, table.c.seq == seq)
-            .order_by(table.c.position)))
+        row = connection.execute(select(table.c.positions, table.c.novel).where(
+            table.c.job_id == job_id, table.c.seq == seq)).first()
+    if row is None:
+        return []
+    positions = unpack_positions(row.positions)
+    return list(zip(positions, unpack_bits(row.novel, len(positions)), strict=True))
 
 
 def find_document(engine: Engine, job_id: str, doc_id: str) -> Any | None:

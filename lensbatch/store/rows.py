@@ -1,13 +1,15 @@
-"""What a task writes besides `results`: head scores, activation statistics, induction
-hits and the job's probe, as rows for lensbatch.store.upsert inside process_task's transaction.
+"""What a task writes besides `results`: induction hits, activation statistics, the
+per-document head scores of a job that keeps them, and the job's probe, as rows for
+lensbatch.store.upsert inside the task's write transaction (lensbatch/store/tasks.py).
 
-Every table is keyed so that writing the same task twice changes nothing.
+Only documents whose results row the transaction created get these rows, and every
+table is keyed, so that writing the same task twice changes nothing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -17,10 +19,10 @@ from lensbatch.hooks import hook_kind, hook_layer
 from lensbatch.metrics import HEAD_SCORE_NAMES
 from lensbatch.store import schema
 from lensbatch.store.clock import now
+from lensbatch.store.packing import pack_bits, pack_floats, pack_positions
 from lensbatch.store.upsert import insert_ignore, upsert
 
 Row = dict[str, Any]
-MAX_TOKEN_CHARS = 255
 
 
 def finite(value: float | None) -> float | None:
@@ -28,13 +30,17 @@ def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def head_score_rows(job_id: str, seq: int, evaluation: DocEvaluation) -> list[Row]:
+def head_score_row(job_id: str, seq: int, evaluation: DocEvaluation) -> Row:
+    """One document's per-head scores, packed (lensbatch/store/packing.py). A layer
+    without attention (a hybrid model's) has no scores: null for each of its heads."""
     first = evaluation.heads[HEAD_SCORE_NAMES[0]]
-    return [
-        {"job_id": job_id, "seq": seq, "layer": layer, "head": head,
-         **{field: finite(evaluation.heads[field][layer][head]) for field in HEAD_SCORE_NAMES}}
-        for layer in range(len(first)) for head in range(len(first[layer]))
-    ]
+    n_heads = max((len(layer) for layer in first), default=0)
+
+    def grid(name: str) -> list[list[float | None]]:
+        return [layer or [None] * n_heads for layer in evaluation.heads[name]]
+
+    return {"job_id": job_id, "seq": seq, "n_layers": len(first), "n_heads": n_heads,
+            **{name: pack_floats(grid(name)) for name in HEAD_SCORE_NAMES}}
 
 
 def activation_stat_rows(job_id: str, seq: int, evaluation: DocEvaluation) -> list[Row]:
@@ -53,32 +59,32 @@ def activation_stat_rows(job_id: str, seq: int, evaluation: DocEvaluation) -> li
     return rows
 
 
-def hit_rows(job_id: str, seq: int, evaluation: DocEvaluation,
-             decode: Callable[[int], str]) -> list[Row]:
-    return [{"job_id": job_id, "seq": seq, "position": hit.position,
-             "token": decode(hit.token)[:MAX_TOKEN_CHARS], "novel": hit.novel}
-            for hit in evaluation.hits]
+def hit_row(job_id: str, seq: int, evaluation: DocEvaluation) -> Row | None:
+    """One document's induction hits, packed; None for a document without hits."""
+    hits = sorted(evaluation.hits, key=lambda hit: hit.position)
+    if not hits:
+        return None
+    return {"job_id": job_id, "seq": seq,
+            "positions": pack_positions([hit.position for hit in hits]),
+            "novel": pack_bits([hit.novel for hit in hits])}
 
 
 def write_summaries(
     connection: Connection,
     job_id: str,
-    seqs: Sequence[int],
-    evaluations: Sequence[DocEvaluation],
-    decode: Callable[[int], str],
+    done: Sequence[tuple[int, DocEvaluation]],
+    per_document_heads: bool,
 ) -> None:
-    """Upsert every document's head scores, activation statistics and induction hits."""
-    heads: list[Row] = []
-    stats: list[Row] = []
-    hits: list[Row] = []
-    for seq, evaluation in zip(seqs, evaluations, strict=True):
-        heads += head_score_rows(job_id, seq, evaluation)
-        stats += activation_stat_rows(job_id, seq, evaluation)
-        hits += hit_rows(job_id, seq, evaluation, decode)
-    upsert(connection, schema.head_scores, heads, keys=("job_id", "seq", "layer", "head"))
+    """Upsert the documents' induction hits, activation statistics and, when the job
+    keeps them, per-head scores."""
+    stats = [row for seq, e in done for row in activation_stat_rows(job_id, seq, e)]
+    hits = [row for seq, e in done if (row := hit_row(job_id, seq, e)) is not None]
+    if per_document_heads:
+        upsert(connection, schema.head_scores,
+               [head_score_row(job_id, seq, e) for seq, e in done], keys=("job_id", "seq"))
     upsert(connection, schema.activation_stats, stats,
            keys=("job_id", "seq", "hook", "layer", "head", "stat"))
-    upsert(connection, schema.induction_hit_tokens, hits, keys=("job_id", "seq", "position"))
+    upsert(connection, schema.induction_hit_tokens, hits, keys=("job_id", "seq"))
 
 
 def has_probe(connection: Connection, job_id: str) -> bool:

@@ -7,6 +7,8 @@ compares them. Only lensbatch/store imports this module (and migrations/env.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -27,7 +30,7 @@ from sqlalchemy import (
 
 from lensbatch.corpus import MAX_ID_CHARS
 from lensbatch.jobspec import MAX_MODEL_CHARS
-from lensbatch.metrics import HEAD_SCORES, STORED_METRICS
+from lensbatch.metrics import HEAD_SCORES, STORED_METRICS, SUMMED_METRICS
 
 metadata = MetaData()
 
@@ -53,6 +56,7 @@ jobs = Table(
     Column("corpus", Text, nullable=False),
     Column("n_documents", Integer, nullable=False),
     Column("n_tasks", Integer, nullable=False),
+    Column("n_chars", BigInteger, nullable=False, server_default="0"),  # of its documents
     Column("error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
@@ -125,17 +129,52 @@ workers = Table(
     Column("exit_status", String(64), nullable=True),
 )
 
-# Attention summaries per document and head (lensbatch/metrics.py's HEAD_SCORES),
-# reduced inside the hooks of the forward pass that gives the loss. prev_token_score is
-# null for a one-token document, induction_score for a document with no repeated token.
+# A job's counters, kept by the task that writes each result (lensbatch/store/totals.py)
+# so that progress and corpus numbers read a few rows whatever the job's size. A job's
+# numbers are the sums over its shards: concurrent writers add to different rows.
+def _job_shard() -> tuple[Column[Any], Column[Any]]:
+    """The key of a job's sharded counters: the job and one of its shards."""
+    return (Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"),
+                   primary_key=True),
+            Column("shard", Integer, primary_key=True))
+
+
+job_progress = Table(
+    "job_progress",
+    metadata,
+    *_job_shard(),
+    Column("documents_done", BigInteger, nullable=False),
+    *(Column(m.name, BigInteger if m.kind == "count" else Float, nullable=False)
+      for m in SUMMED_METRICS),
+)
+
+# Per-head attention summaries (lensbatch/metrics.py's HEAD_SCORES) summed over a job's
+# documents: per score, the sum over the documents where it is not null and their count
+# (the mean over documents is sum / count, as SQL's AVG), sharded as job_progress.
+head_totals = Table(
+    "head_totals",
+    metadata,
+    *_job_shard(),
+    Column("layer", Integer, primary_key=True),
+    Column("head", Integer, primary_key=True),
+    Column("n_documents", BigInteger, nullable=False),
+    *(column for score in HEAD_SCORES for column in (
+        Column(f"{score.name}_sum", Float, nullable=False),
+        Column(f"{score.name}_count", BigInteger, nullable=False))),
+)
+
+# Every document's per-head scores, for jobs run with `--head-scores document`: one row
+# per document, one column per HeadScore holding a float32 array over (layer, head),
+# layer-major, NaN for null (lensbatch/store/packing.py). prev_token_score is null for a
+# one-token document, induction_score for a document with no repeated token.
 head_scores = Table(
     "head_scores",
     metadata,
     Column("job_id", String(64), primary_key=True),
     Column("seq", Integer, primary_key=True),
-    Column("layer", Integer, primary_key=True),
-    Column("head", Integer, primary_key=True),
-    *(Column(score.name, Float, nullable=True) for score in HEAD_SCORES),
+    Column("n_layers", Integer, nullable=False),
+    Column("n_heads", Integer, nullable=False),
+    *(Column(score.name, LargeBinary, nullable=False) for score in HEAD_SCORES),
     ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
                          ondelete="CASCADE"),
 )
@@ -164,17 +203,17 @@ activation_stats = Table(
                          ondelete="CASCADE"),
 )
 
-# Induction hits (candidates predicted correctly) per document: position is the
-# document position of the predicted token (BOS included), token its decoded text,
-# novel whether the bigram's first occurrence was predicted wrongly.
+# Induction hits (candidates predicted correctly), one row per document that has any:
+# `positions` the document positions of the predicted tokens (BOS included), an int32
+# array, and `novel` one bit per hit, set where the bigram's first occurrence was
+# predicted wrongly (lensbatch/store/packing.py). The token text is the tokenizer's.
 induction_hit_tokens = Table(
     "induction_hit_tokens",
     metadata,
     Column("job_id", String(64), primary_key=True),
     Column("seq", Integer, primary_key=True),
-    Column("position", Integer, primary_key=True),
-    Column("token", String(255), nullable=False),
-    Column("novel", Boolean, nullable=False),
+    Column("positions", LargeBinary, nullable=False),
+    Column("novel", LargeBinary, nullable=False),
     ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
                          ondelete="CASCADE"),
 )

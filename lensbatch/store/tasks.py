@@ -1,19 +1,22 @@
 """A task's two transactions: claim (what is left to do, one attempt counted per
 document: lensbatch/store/attempts.py) and write (what was done).
 
-Writing is an upsert keyed on (job, document), so running a task twice changes nothing.
-The write transaction holds the documents' results, head scores, activation statistics
-and induction hits, the failures with their attempt counts, the job's probe and model
-card the first time one of its tasks runs, and the job's end once nothing is left.
+The write transaction inserts results keyed on (job, document), skipping those that
+exist, and adds the documents whose row it created to the job's counters
+(lensbatch/store/totals.py): running a task twice, one after the other or at once,
+changes nothing. It holds the documents' results, induction hits, activation statistics
+and (when the job keeps them) per-head scores, the job's counters, the failures with
+their attempt counts, and the job's probe and model card. The job's end is checked once
+it has committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, select, update
+from sqlalchemy import Connection, Engine, Row, select, update
 
 from lensbatch.evaluation import DocEvaluation, ProbeResult
 from lensbatch.status import FINISHED, JobStatus
@@ -22,7 +25,8 @@ from lensbatch.store.attempts import Claimer, claim_together, record_failures
 from lensbatch.store.clock import now
 from lensbatch.store.docstate import documents_without_result, finish_if_complete
 from lensbatch.store.rows import has_probe, write_probe, write_summaries
-from lensbatch.store.upsert import insert_ignore, upsert
+from lensbatch.store.totals import add_to_totals
+from lensbatch.store.upsert import INSERTS, insert_ignore
 
 
 @dataclass(frozen=True)
@@ -91,22 +95,32 @@ class Written:
     probe: ProbeResult | None  # None when the job already has its probe
     model: str
     card: dict[str, Any]  # the `models` row: source, config, weight shapes
-    decode: Callable[[int], str]  # token id -> text, for the induction hit tokens
+    per_document_heads: bool = False  # the job keeps every document's head scores
+
+
+def insert_results(connection: Connection, job_id: str,
+                   done: Sequence[tuple[int, DocEvaluation]], worker: str) -> set[int]:
+    """Insert the documents' results, in seq order, skipping those that exist; return
+    the seqs whose row this call created."""
+    if not done:
+        return set()
+    stamp = now()
+    rows = [{"job_id": job_id, "seq": seq, **vars(evaluation.metrics), "worker": worker,
+             "created_at": stamp} for seq, evaluation in sorted(done, key=lambda d: d[0])]
+    insert = INSERTS[connection.dialect.name](schema.results)
+    statement = (insert.on_conflict_do_nothing(index_elements=["job_id", "seq"])
+                 .returning(schema.results.c.seq))
+    return set(connection.scalars(statement, rows))
 
 
 def write_task(engine: Engine, job_id: str, written: Written, claimer: Claimer) -> list[int]:
-    """Results, summaries and failures in one transaction; return the failed seqs with
-    attempts left."""
+    """Results, summaries, counters and failures in one transaction, then the job's end;
+    return the failed seqs with attempts left."""
     outcome = written.outcome
     with engine.begin() as connection:
-        if outcome.done:
-            stamp = now()
-            rows = [{"job_id": job_id, "seq": seq, **vars(evaluation.metrics),
-                     "worker": claimer.name, "created_at": stamp}
-                    for seq, evaluation in outcome.done]
-            upsert(connection, schema.results, rows, keys=("job_id", "seq"))
-            write_summaries(connection, job_id, [seq for seq, _ in outcome.done],
-                            [evaluation for _, evaluation in outcome.done], written.decode)
+        created = insert_results(connection, job_id, outcome.done, claimer.name)
+        fresh = [(seq, evaluation) for seq, evaluation in outcome.done if seq in created]
+        write_summaries(connection, job_id, fresh, written.per_document_heads)
         if written.probe is not None:
             write_probe(connection, job_id, written.model, written.probe)
         # Once per model: a behaviour-only job writes no probe, but its model card all the
@@ -114,5 +128,10 @@ def write_task(engine: Engine, job_id: str, written: Written, claimer: Claimer) 
         insert_ignore(connection, schema.models, [{**written.card, "created_at": now()}],
                       keys=("name",))
         retry = record_failures(connection, job_id, outcome.failed, claimer.max_attempts)
+        # Last, so that the job's counter rows are locked for the shortest time.
+        add_to_totals(connection, job_id, [evaluation for _, evaluation in fresh])
+    # After the commit: of two tasks that finish the job at once, the later one to
+    # commit sees the other's counters (on any shard).
+    with engine.begin() as connection:
         finish_if_complete(connection, job_id)
     return retry

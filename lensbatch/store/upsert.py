@@ -38,3 +38,19 @@ def insert_ignore(
     connection.execute(
         insert(table).on_conflict_do_nothing(index_elements=list(keys)), list(rows)
     )
+
+
+def increment(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """Insert rows; where `keys` already exist, add the other columns to the stored
+    values (counters). Rows are written in the order given: callers that may run
+    concurrently pass them in key order, so that they lock rows in the same order."""
+    if not rows:
+        return
+    insert = INSERTS[connection.dialect.name]
+    statement = insert(table)
+    updates = {c: table.c[c] + statement.excluded[c] for c in rows[0] if c not in keys}
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows)
+    )

@@ -24,6 +24,7 @@ from scheduler.options import (
     Corpus,
     Device,
     Dtype,
+    HeadScores,
     MaxDocumentBytes,
     Model,
     Models,
@@ -57,6 +58,7 @@ def run(
     activations: Activations = None,
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
+    head_scores: HeadScores = JobSpec.head_scores,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
@@ -74,7 +76,7 @@ def run(
 
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
-                   heads=not no_heads, dtype=dtype)
+                   heads=not no_heads, dtype=dtype, head_scores=head_scores)
     chosen = members(model, models, base, activations, stats)
     state = invocation(ctx)
     settings = with_document_limit(state.settings, max_document_bytes)
@@ -111,6 +113,7 @@ def submit(
     activations: Activations = None,
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
+    head_scores: HeadScores = JobSpec.head_scores,
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id, and warns
     on standard error when no live worker consumes the queue.
@@ -130,7 +133,8 @@ def submit(
     state = invocation(ctx)
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
-                   heads=not no_heads, dtype=dtype, queue=queue)
+                   heads=not no_heads, dtype=dtype, queue=queue,
+                   head_scores=head_scores)
     chosen = members(model, models, base, activations, stats)
     settings = with_document_limit(state.settings, max_document_bytes)
     check_broker(settings)

@@ -23,11 +23,21 @@ def results(ctx: typer.Context, job: JobId, fmt: Format = "table",
 
     engine = invocation(ctx).engine
     job_summary(engine, job)  # raises JobNotFound for a wrong id
+    if fmt == "parquet" and output is not None:  # streamed in blocks, whatever the job's size
+        from scheduler.export import write_results_parquet
+
+        write_results_parquet(engine, job, output)
+        return
     emit_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, output)
 
 
+PerDocument = Annotated[bool, typer.Option(
+    "--per-document", help="Every document's per-head scores instead of the means (jobs "
+    "run with --head-scores document).")]
+
+
 def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
-          output: Output = None) -> None:
+          output: Output = None, per_document: PerDocument = False) -> None:
     """Per-head attention summaries averaged over a job's documents, with its induction probe.
 
     Example: lensbatch heads 3f2a9c1e0b7d4e21 --format parquet --output heads.parquet

@@ -28,9 +28,10 @@ def img_tag(fig: Figure, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def histogram(values: Sequence[float], xlabel: str, title: str) -> str:
+def histogram(edges: Sequence[float], counts: Sequence[int], xlabel: str, title: str) -> str:
+    """Bins counted elsewhere (in SQL): len(edges) == len(counts) + 1."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.hist(values, bins=min(40, max(5, len(values) // 2)), color="#4c72b0")
+    ax.stairs(counts, edges, fill=True, color="#4c72b0")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("documents")
     ax.set_title(title)

@@ -8,7 +8,7 @@ from lensbatch.metrics import DOC_METRICS
 from lensbatch.store import report_data
 from scheduler.output import architecture_rows
 from scheduler.report.html import ReportContext, esc, kv_table, num, section
-from scheduler.report.text import Hit, highlight, load_tokenizer, token_spans
+from scheduler.report.text import highlight, hits_at, load_tokenizer, token_spans
 
 TOP_DOCUMENTS = 5
 MODEL_CARD_KEYS = ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "n_ctx", "d_vocab",
@@ -69,31 +69,31 @@ def corpus_section(ctx: ReportContext) -> str:
 def loss_histogram_section(ctx: ReportContext) -> str | None:
     from scheduler.report.plots import histogram
 
-    losses = [row.loss for row in report_data.document_rows(ctx.engine, ctx.job_id)
-              if row.loss is not None]
-    if not losses:
+    counted = report_data.loss_histogram(ctx.engine, ctx.job_id)
+    if counted is None:
         return None
-    image = histogram(losses, "loss (nats per token)", "Per-document loss")
+    image = histogram(counted.edges, counted.counts, "loss (nats per token)",
+                      "Per-document loss")
     return section("Per-document loss", image, "loss-histogram")
 
 
 def loss_vs_length_section(ctx: ReportContext) -> str | None:
     from scheduler.report.plots import scatter
 
-    rows = [row for row in report_data.document_rows(ctx.engine, ctx.job_id)
+    rows = [row for row in report_data.sample_rows(ctx.engine, ctx.job_id)
             if row.loss is not None]
     if not rows:
         return None
+    title = "Loss against document length"
+    if ctx.summary.n_done > len(rows):
+        title += f" ({len(rows):,} of {ctx.summary.n_done:,} documents, by seq stride)"
     image = scatter([row.n_tokens for row in rows], [row.loss for row in rows],
-                    ("document length (tokens, log scale)", "loss (nats per token)"),
-                    "Loss against document length")
+                    ("document length (tokens, log scale)", "loss (nats per token)"), title)
     return section("Loss against document length", image, "loss-length")
 
 
 def top_induction_section(ctx: ReportContext) -> str | None:
-    rows = sorted((row for row in report_data.document_rows(ctx.engine, ctx.job_id)
-                   if row.induction_hits > 0),
-                  key=lambda row: (-row.induction_hits, row.seq))[:TOP_DOCUMENTS]
+    rows = report_data.top_induction_rows(ctx.engine, ctx.job_id, TOP_DOCUMENTS)
     if not rows:
         return section("Documents with the most induction hits",
                        "<p>No induction hits in this job.</p>", "induction-docs")
@@ -106,15 +106,19 @@ def top_induction_section(ctx: ReportContext) -> str | None:
     parts = ['<p>Marked tokens were predicted correctly on a repeated bigram '
              '(<mark>hit</mark>, <mark class="novel">novel hit</mark>: first occurrence '
              'predicted wrongly).</p>']
+    if tokenizer is None:
+        parts.append("<p class='meta'>The job's tokenizer is not available here, so the "
+                     "hit tokens (stored as positions) are not marked.</p>")
     for row in rows:
         text = report_data.document_text(ctx.engine, ctx.job_id, row.seq)
-        hits = [Hit(int(h.position), str(h.token), bool(h.novel))
-                for h in report_data.hit_tokens(ctx.engine, ctx.job_id, row.seq)]
-        body = highlight(text, hits, token_spans(tokenizer, text), bos)
+        spans = token_spans(tokenizer, text)
+        stored = report_data.hit_positions(ctx.engine, ctx.job_id, row.seq)
+        hits = hits_at(text, stored, spans, bos)
+        body = highlight(text, hits, spans, bos)
         parts.append(
             f"<h3>{esc(row.doc_id)}</h3><p class='meta'>{row.induction_hits} hits of "
             f"{row.induction_candidates} candidates, {row.induction_novel_hits} novel, "
-            f"loss {num(row.loss)}, source {esc(row.source)} ({len(hits)} hit tokens "
+            f"loss {num(row.loss)}, source {esc(row.source)} ({len(stored)} hit tokens "
             f"recorded)</p>"
             f'<div class="doc">{body}</div>')
     return section("Documents with the most induction hits", "".join(parts), "induction-docs")

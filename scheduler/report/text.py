@@ -1,10 +1,10 @@
 """Highlighting induction-hit tokens inside a document's text, for the report.
 
-Hits are stored as (position, token text). To find them in the text, the document is
-re-tokenized with the job's tokenizer to get each token's character span; a span is
-used only when its text matches the stored token. Where no tokenizer can be had offline,
-or a span does not match, the token is searched for in the text after the previous
-highlight instead.
+Hits are stored as token positions (lensbatch/store/packing.py). To find them in the
+text, the document is re-tokenized with the job's tokenizer to get each token's
+character span, and so its text (hits_at). highlight() uses a span only when its text
+matches the hit's token; otherwise the token is searched for in the text after the
+previous highlight. Where no tokenizer can be had offline, no hit can be placed.
 """
 
 from __future__ import annotations
@@ -39,6 +39,17 @@ def token_spans(tokenizer: Any | None, text: str) -> list[Span] | None:
         return None
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
+
+
+def hits_at(text: str, stored: list[tuple[int, bool]], spans: list[Span] | None,
+            bos: bool) -> list[Hit]:
+    """Stored hits, (position, novel), as Hits with their token's text from `spans`
+    (None: no tokenizer, so no text); a position outside the text is dropped."""
+    if spans is None:
+        return []
+    offset = 1 if bos else 0
+    return [Hit(position, text[spans[position - offset][0]:spans[position - offset][1]], novel)
+            for position, novel in stored if 0 <= position - offset < len(spans)]
 
 
 def _span_for(text: str, hit: Hit, spans: list[Span] | None, bos: bool, cursor: int) -> Span:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from lensbatch.store import schema
+from lensbatch.store.report_data import find_document, hit_positions
 from tests.cli import count_rows, lensbatch, user_error_line
 from tests.faults import REPO
 from tests.jobdb import repeated_corpus
@@ -166,12 +167,9 @@ def test_tokens_add_up_to_the_stored_document(sweep: Sweep) -> None:
                          ("novel", "induction_novel_hits")):
         assert sum(bool(t[flag]) for t in tokens) == row[metric], flag
     engine = create_engine(env["LENSBATCH_DATABASE_URL"])
-    hits, jd = schema.induction_hit_tokens, schema.job_documents
-    with engine.connect() as connection:
-        positions = connection.scalars(
-            select(hits.c.position).join(jd, (jd.c.job_id == hits.c.job_id)
-                                         & (jd.c.seq == hits.c.seq))
-            .where(hits.c.job_id == job, jd.c.doc_id == "r2").order_by(hits.c.position)).all()
+    document = find_document(engine, job, "r2")
+    assert document is not None
+    positions = [position for position, _ in hit_positions(engine, job, document.seq)]
     engine.dispose()
     assert positions and positions == [t["position"] for t in tokens if t["hit"]]
     plain = lensbatch("tokens", job, "r2", env=env).stdout.splitlines()  # not a terminal

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import Column, Engine, Float, Integer, String, Table, func, select, text
 
 from lensbatch.store import schema
-from lensbatch.store.export import job_queries
+from lensbatch.store.export import job_tables
 from scheduler.export import export_job
 from tests.cli import lensbatch
 from tests.jobdb import DOCS, finished_job, write_corpus
@@ -25,7 +26,8 @@ from tests.jobdb import DOCS, finished_job, write_corpus
 def job(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: str) -> tuple[Engine, str]:
     tmp = tmp_path_factory.mktemp("export")
     corpus = write_corpus(tmp / "corpus.jsonl")
-    engine, job_id = finished_job(f"sqlite:///{tmp / 'lensbatch.db'}", tiny_checkpoint, corpus)
+    engine, job_id = finished_job(f"sqlite:///{tmp / 'lensbatch.db'}", tiny_checkpoint, corpus,
+                                  head_scores="document")
     with engine.connect() as connection:  # the worker recorded the model card
         card = connection.execute(select(schema.models)).one()
     assert (card.name, card.source) == (tiny_checkpoint, "local")
@@ -33,20 +35,18 @@ def job(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: str) -> tuple
     return engine, job_id
 
 
-def db_rows(engine: Engine, table: Table, query: Any) -> list[dict[str, Any]]:
+def db_rows(table: Table, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
     """Rows as the export promises them: JSON as sorted-key text, timestamps in UTC."""
     out = []
-    with engine.connect() as connection:
-        for row in connection.execute(query):
-            record = {}
-            for column in table.columns:
-                value = row._mapping[column.name]
-                if value is not None and column.type.__class__.__name__ == "JSON":
-                    value = json.dumps(value, sort_keys=True)
-                if isinstance(value, datetime) and value.tzinfo is None:
-                    value = value.replace(tzinfo=UTC)
-                record[column.name] = value
-            out.append(record)
+    for row in rows:
+        record = {}
+        for column, value in zip(table.columns, row, strict=True):
+            if value is not None and column.type.__class__.__name__ == "JSON":
+                value = json.dumps(value, sort_keys=True)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            record[column.name] = value
+        out.append(record)
     return out
 
 
@@ -70,18 +70,19 @@ def pandas_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def test_export_round_trip_is_exact(job: tuple[Engine, str], tmp_path: Path) -> None:
     engine, job_id = job
     written = export_job(engine, job_id, tmp_path / "out")
-    with engine.connect() as connection:
-        hits = connection.scalar(select(func.count()).select_from(schema.induction_hit_tokens)
-                                 .where(schema.induction_hit_tokens.c.job_id == job_id))
+    with engine.connect() as connection:  # one exported row per hit
+        hits = connection.scalar(select(func.sum(schema.results.c.induction_hits))
+                                 .where(schema.results.c.job_id == job_id))
     heads = 2 * 4  # the tiny checkpoint's layers x heads
     assert written == {"jobs": 1, "documents": len(DOCS), "models": 1,
                        "job_documents": len(DOCS), "results": len(DOCS),
                        "head_scores": len(DOCS) * heads, "probes": 1, "probe_heads": heads,
                        "induction_hit_tokens": hits, "activation_stats": 0,
-                       "document_failures": 0}
-    for name, query in job_queries(job_id).items():
-        table = schema.metadata.tables[name]
-        expected = db_rows(engine, table, query)
+                       "document_failures": 0, "head_totals": heads, "job_progress": 1}
+    # What the store reads for the job, table by table (the packed tables in long form).
+    for table, batches in job_tables(engine, job_id):
+        name = table.name
+        expected = db_rows(table, [row for batch in batches for row in batch])
         path = tmp_path / "out" / f"{name}.parquet"
         assert pq.read_table(path).to_pylist() == expected, name
         frame = pd.read_parquet(path)

@@ -1,6 +1,6 @@
 """`lensbatch report`: the page's sections, its self-containment, and a real render.
 
-The per-head tables (head_scores, induction_hit_tokens, probes, probe_heads) are filled
+The per-head tables (head_totals, induction_hit_tokens, probes, probe_heads) are filled
 by hand with known scores, so each section's content can be checked exactly.
 """
 
@@ -20,11 +20,13 @@ import pytest
 from sqlalchemy import Engine, delete, update
 
 from lensbatch.store import schema
+from lensbatch.store.packing import pack_bits, pack_positions
+from lensbatch.store.totals import head_total_rows
 from scheduler.report.page import render, write_report
 from scheduler.report.text import Hit, highlight
 from tests.jobdb import finished_job, write_corpus
 
-head_scores = schema.head_scores
+head_totals = schema.head_totals
 induction_hit_tokens = schema.induction_hit_tokens
 probes = schema.probes
 probe_heads = schema.probe_heads
@@ -39,7 +41,7 @@ def induction(layer: int, head: int) -> float:
 def clear_head_rows(engine: Engine, job_id: str) -> None:
     """Remove what the pipeline computed for the job's heads and probe."""
     with engine.begin() as connection:
-        for table in (probe_heads, probes, head_scores, induction_hit_tokens):
+        for table in (probe_heads, probes, head_totals, induction_hit_tokens):
             connection.execute(delete(table).where(table.c.job_id == job_id))
 
 
@@ -47,17 +49,21 @@ def add_head_tables(engine: Engine, job_id: str) -> None:
     """Replace the job's per-head rows with hand-made ones whose answers are known."""
     clear_head_rows(engine, job_id)
     with engine.begin() as connection:
-        connection.execute(head_scores.insert(), [
-            {"job_id": job_id, "seq": seq, "layer": layer, "head": head,
-             "prev_token_score": 0.97 if (layer, head) == (0, 3) else 0.1,
-             "induction_score": None if seq == 2 else induction(layer, head),
-             "attn_entropy": 1.0, "bos_attention": 0.5}
-            for seq in range(4) for layer in range(2) for head in range(4)])
+        # Four documents' per-head scores, [layer][head] per score, summed as a task does.
+        documents = [
+            {"prev_token_score": [[0.97 if (layer, head) == (0, 3) else 0.1
+                                   for head in range(4)] for layer in range(2)],
+             "induction_score": [[None if seq == 2 else induction(layer, head)
+                                  for head in range(4)] for layer in range(2)],
+             "attn_entropy": [[1.0] * 4 for _ in range(2)],
+             "bos_attention": [[0.5] * 4 for _ in range(2)]}
+            for seq in range(4)]
+        connection.execute(head_totals.insert(), head_total_rows(job_id, 0, documents))
         # Document 0 is "The cat sat on the mat. The cat sat on the mat. The cat sat."
-        connection.execute(induction_hit_tokens.insert(), [
-            {"job_id": job_id, "seq": 0, "position": 9, "token": " cat", "novel": False},
-            {"job_id": job_id, "seq": 0, "position": 10, "token": " sat", "novel": True},
-            {"job_id": job_id, "seq": 0, "position": 13, "token": " mat", "novel": False}])
+        # Hits " cat", " sat" (novel) and " mat" at positions 9, 10 and 13.
+        connection.execute(induction_hit_tokens.insert().values(
+            job_id=job_id, seq=0, positions=pack_positions([9, 10, 13]),
+            novel=pack_bits([False, True, False])))
         # the untrained tiny model predicts no repeat; make its results agree with the hits
         connection.execute(update(schema.results).where(
             schema.results.c.job_id == job_id, schema.results.c.seq == 0
@@ -184,3 +190,18 @@ def test_report_renders_in_headless_chromium(job_with_heads: tuple[Engine, str],
     assert pixels.shape[:2] == (3000, 1200)
     # a blank page is one colour; the heatmaps and plots make many
     assert len({tuple(p) for p in pixels[::20, ::20, :3].reshape(-1, 3).round(2)}) > 50
+
+
+def test_plots_read_a_bounded_sample_and_sql_counts(job: tuple[Engine, str]) -> None:
+    """The scatter plot samples every k-th document by seq; the histogram is counted in
+    SQL over every document."""
+    from lensbatch.store import report_data
+
+    engine, job_id = job
+    assert [row.seq for row in report_data.sample_rows(engine, job_id, limit=2)] == [0, 2]
+    assert [row.seq for row in report_data.sample_rows(engine, job_id)] == [0, 1, 2, 3]
+    counted = report_data.loss_histogram(engine, job_id)
+    assert counted is not None and sum(counted.counts) == 4
+    assert len(counted.edges) == len(counted.counts) + 1 == 6
+    top = report_data.top_induction_rows(engine, job_id, 5)
+    assert all(row.induction_hits > 0 for row in top)

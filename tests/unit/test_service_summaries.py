@@ -9,10 +9,13 @@ import pytest
 from sqlalchemy import Engine, delete, func, select, update
 
 from lensbatch.jobspec import JobSpec
+from lensbatch.settings import Settings
 from lensbatch.store import schema
 from lensbatch.store.db import ensure_schema
+from lensbatch.store.export import UNPACKED
 from lensbatch.store.jobs import create_job
 from lensbatch.store.queries import head_rows, job_probe
+from scheduler.report.text import Hit
 from worker.engine import toy_induction
 from worker.service import Runtime, process_task
 
@@ -24,9 +27,27 @@ TEXTS = ["The lamp is lit, the lamp is lit, all is well at the lighthouse.",
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple]]:
+    """Every row of TABLES but its timestamp; the packed per-document tables in the long
+    form `export` writes (one row per document, layer and head; one per hit)."""
     with engine.connect() as connection:
-        return {t.name: sorted(tuple(r) for r in connection.execute(
-            select(*(c for c in t.columns if c.name != "created_at")))) for t in TABLES}
+        found = {}
+        for t in TABLES:
+            rows = connection.execute(select(*(c for c in t.columns if c.name != "created_at")))
+            unpack = UNPACKED[t.name][1] if t.name in UNPACKED else lambda row: [tuple(row)]
+            found[t.name] = sorted(tuple(r) for row in rows for r in unpack(row))
+        return found
+
+
+def hit_tokens(engine: Engine, job_id: str, seq: int) -> list[Hit]:
+    """A document's stored hits with their token text, as the model's tokenizer decodes
+    the token at each position (BOS is position 0)."""
+    from lensbatch.store.report_data import document_text, hit_positions
+    from worker.engine.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer("toy-induction", Settings.from_env().cache_dir)
+    ids = tokenizer(document_text(engine, job_id, seq), add_special_tokens=False)["input_ids"]
+    return [Hit(position, tokenizer.decode([ids[position - 1]]), novel)
+            for position, novel in hit_positions(engine, job_id, seq)]
 
 
 @pytest.fixture()
@@ -36,10 +57,11 @@ def job(tmp_path: Path, sqlite_url: str) -> tuple[Engine, str, list[list[int]]]:
                               for i, t in enumerate(TEXTS)))
     engine = ensure_schema(sqlite_url)
     spec = JobSpec(model="toy-induction", task_tokens=20,
-                   activations=("pattern", "resid_post"), stats=("mean", "norm"))
+                   activations=("pattern", "resid_post"), stats=("mean", "norm"),
+                   head_scores="document")
     planned = create_job(engine, str(corpus), spec)
     assert len(planned.tasks) > 1
-    return engine, planned.job_id, planned.tasks
+    return engine, planned.job_id, list(planned.tasks)
 
 
 def test_tasks_store_summaries_hits_and_one_probe(job) -> None:  # type: ignore[no-untyped-def]
@@ -59,10 +81,8 @@ def test_tasks_store_summaries_hits_and_one_probe(job) -> None:  # type: ignore[
     with engine.connect() as connection:
         resid = connection.execute(select(schema.activation_stats).where(
             schema.activation_stats.c.hook == "blocks.1.hook_resid_post")).all()
-        hits = connection.execute(select(schema.induction_hit_tokens).where(
-            schema.induction_hit_tokens.c.seq == 2).order_by(
-            schema.induction_hit_tokens.c.position)).all()
     assert {(r.layer, r.head) for r in resid} == {(1, schema.NO_HEAD)}
+    hits = hit_tokens(engine, job_id, 2)
     assert " keep" in [h.token for h in hits] and any(h.novel for h in hits)
     assert len(rows["probes"]) == 1 and len(rows["probe_heads"]) == n_layers * n_heads
     probe = job_probe(engine, job_id)
