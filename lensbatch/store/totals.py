@@ -45,7 +45,7 @@ def head_total_rows(job_id: str, shard: int, heads: Sequence[dict[str, Any]]) ->
     non-finite score leaves the document out of that score's sum and count."""
     if not heads:
         return []
-    grid = heads[0][HEAD_SCORE_NAMES[0]]
+    grid = heads[0].get(HEAD_SCORE_NAMES[0], [])  # none for a job without head scores
     rows = []
     for layer in range(len(grid)):
         for head in range(len(grid[layer])):

@@ -42,12 +42,27 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
 
     Example: lensbatch heads 3f2a9c1e0b7d4e21 --format parquet --output heads.parquet
     """
-    from lensbatch.store.queries import HEAD_COLUMNS, head_rows, job_probe, job_summary
+    from lensbatch.errors import UserError
+    from lensbatch.store.queries import (
+        DOCUMENT_HEAD_COLUMNS,
+        HEAD_COLUMNS,
+        document_head_rows,
+        has_document_heads,
+        head_rows,
+        job_probe,
+        job_summary,
+    )
     from lensbatch.store.report_data import model_card
     from scheduler.output import emit_rows, has_no_heads, no_heads_line, probe_lines
 
     engine = invocation(ctx).engine
     model = job_summary(engine, job).model  # raises JobNotFound for a wrong id
+    if per_document:
+        if not has_document_heads(engine, job):
+            raise UserError(f"job {job} kept no per-document head scores (run or submit "
+                            "it with --head-scores document)")
+        emit_rows(document_head_rows(engine, job), DOCUMENT_HEAD_COLUMNS, fmt, output)
+        return
     rows = head_rows(engine, job)
     no_heads = has_no_heads(model_card(engine, model))
     header = probe_lines(job_probe(engine, job), rows, no_heads)

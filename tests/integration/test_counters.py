@@ -47,7 +47,8 @@ def job(postgres_url: str, tmp_path: Path) -> tuple[Engine, str]:
 
 
 def written(seqs: range) -> Written:
-    return Written(Outcome([(seq, evaluation(seq)) for seq in seqs], []), None, "m", {},
+    card = {"name": "m", "source": "builtin", "config": {}, "weight_shapes": {}}
+    return Written(Outcome([(seq, evaluation(seq)) for seq in seqs], []), None, "m", card,
                    per_document_heads=True)
 
 

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
+from lensbatch.evaluation import DocEvaluation, DocMetrics
 from lensbatch.jobspec import JobSpec
 from lensbatch.store import schema
 from lensbatch.store.attempts import DIED_UNKNOWN, Claimer, claim_alone, record_failures
 from lensbatch.store.db import ensure_schema
 from lensbatch.store.jobs import create_job, plan_resume
 from lensbatch.store.tasks import claim
+from lensbatch.store.totals import add_to_totals
 from lensbatch.store.workers import WorkerInfo, mark_gone, register, worker_rows
 from tests.cli import lensbatch
 from tests.jobdb import DOCS, write_corpus
@@ -55,11 +57,14 @@ def job_status(engine: Engine, job_id: str) -> str:
 
 
 def write_result(engine: Engine, job_id: str, seq: int) -> None:
+    """A results row and the job's counters, as write_task adds them."""
+    metrics = DocMetrics(n_tokens=2, n_predictions=1, nll_sum=1.0, loss=1.0, n_correct=0,
+                         accuracy=0.0, induction_candidates=0, induction_hits=0,
+                         induction_novel_hits=0, n_windows=1)
     with engine.begin() as connection:
         connection.execute(schema.results.insert().values(
-            job_id=job_id, seq=seq, n_tokens=2, n_predictions=1, nll_sum=1.0, loss=1.0,
-            n_correct=0, accuracy=0.0, induction_candidates=0, induction_hits=0,
-            induction_novel_hits=0, n_windows=1, worker="w", created_at=datetime.now(UTC)))
+            job_id=job_id, seq=seq, **vars(metrics), worker="w", created_at=datetime.now(UTC)))
+        add_to_totals(connection, job_id, [DocEvaluation(metrics, {}, {}, [])])
 
 
 def test_a_claim_counts_one_attempt_and_a_returning_task_is_seen(job) -> None:  # type: ignore[no-untyped-def]
