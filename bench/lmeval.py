@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from bench.report import Row
 from bench.timing import interleaved, median, paired_ratio, timed
@@ -87,19 +88,33 @@ def run_lmeval(python: Path, checkpoint: str, corpus: Path, out: Path) -> LmEval
     return LmEvalRun(data["seconds"], data["nll_sums"], data["peak_rss_mb"], data["lm_eval"])
 
 
-def hf_forward(checkpoint: str, windows: list[list[int]]) -> Callable[[], float]:
-    """(raw) transformers' own model of the checkpoint, one window at a time, logits only."""
+def hf_model(checkpoint: str) -> Any:
+    """transformers' own model of the checkpoint, float32, in eval mode."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+
+
+def hf_pass(model: Any, windows: list[list[int]], logits_to_keep: int = 0
+            ) -> Callable[[], None]:
+    """One forward pass of `model` per window, batch size 1: the logits of every position
+    (logits_to_keep 0, as lm-eval asks), or of the last `logits_to_keep` only."""
+    import torch
+
     inputs = [torch.tensor([w]) for w in windows]
 
     def run() -> None:
         with torch.inference_mode():
             for ids in inputs:
-                model(input_ids=ids).logits  # noqa: B018 - the forward pass is the work
+                model(input_ids=ids, logits_to_keep=logits_to_keep)
 
+    return run
+
+
+def hf_forward(checkpoint: str, windows: list[list[int]]) -> Callable[[], float]:
+    """(raw) transformers' own model of the checkpoint, one window at a time, logits only."""
+    run = hf_pass(hf_model(checkpoint), windows)
     run()  # warm-up
     return lambda: timed(run)
 

@@ -32,6 +32,7 @@ import torch
 
 from bench.checkpoints import save_gpt2
 from bench.corpus import rolling_lengths, token_corpus
+from bench.lmeval import hf_model, hf_pass
 from bench.timing import median, side_by_side
 from lensbatch.jobspec import JobSpec
 from worker.engine.evaluate import analyse_tokens, tokenize
@@ -41,22 +42,8 @@ from worker.engine.windows import document_windows
 
 
 def hf_runs(checkpoint: str, windows: list[list[int]]) -> dict[str, Callable[[], object]]:
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
-    inputs = [torch.tensor([w]) for w in windows]
-
-    def logits() -> None:
-        with torch.inference_mode():
-            for ids in inputs:
-                model(input_ids=ids).logits  # noqa: B018 - the forward pass is the work
-
-    def final() -> None:
-        with torch.inference_mode():
-            for ids in inputs:
-                model(input_ids=ids, logits_to_keep=1)
-
-    return {"hf": logits, "hf-final": final}
+    model = hf_model(checkpoint)
+    return {"hf": hf_pass(model, windows), "hf-final": hf_pass(model, windows, 1)}
 
 
 def main(argv: list[str] | None = None) -> None:
