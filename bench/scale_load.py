@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, text
 
 from bench.corpus import WORDS
 from lensbatch.jobspec import JobSpec
-from lensbatch.metrics import HEAD_SCORE_NAMES
+from lensbatch.metrics import HEAD_SCORE_NAMES, MOMENTS, moment_name
 from lensbatch.store.packing import pack_bits, pack_positions
 
 # Each document: "Document <i>. " and 48 characters of words, about 60 to 70 in all.
@@ -50,13 +50,14 @@ FROM (SELECT seq, t, l, floor((t - 1) * a)::int AS c, k, least(k, floor(k * a * 
                    0.2 + 0.3 * random() AS a, floor(random() * 4)::int AS k
             FROM generate_series(0, :n - 1) AS seq) drawn) derived
 """
-PROGRESS = """
+PROGRESS = f"""
 INSERT INTO job_progress (job_id, shard, documents_done, n_tokens, n_predictions, nll_sum,
                           n_correct, induction_candidates, induction_hits,
-                          induction_novel_hits, n_windows)
+                          induction_novel_hits, n_windows,
+                          {", ".join(moment_name(pair) for pair in MOMENTS)})
 SELECT job_id, 0, count(*), sum(n_tokens), sum(n_predictions), sum(nll_sum), sum(n_correct),
        sum(induction_candidates), sum(induction_hits), sum(induction_novel_hits),
-       sum(n_windows)
+       sum(n_windows), {", ".join(f"sum(CAST({a} AS FLOAT) * {b})" for a, b in MOMENTS)}
 FROM results WHERE job_id = :job GROUP BY job_id
 """
 COPY_HITS = "COPY induction_hit_tokens (job_id, seq, positions, novel) FROM STDIN"

@@ -1,4 +1,6 @@
-"""Confidence intervals for corpus numbers: a seeded bootstrap over documents.
+"""Confidence intervals for corpus numbers: a seeded bootstrap over documents, or, for
+a job of more than BOOTSTRAP_DOCUMENTS documents, the normal approximation from its
+counters.
 
 A corpus rate is a ratio of sums over documents (lensbatch/metrics.py's Ratio: the loss
 is sum(nll_sum) / sum(n_predictions)), so a resample draws n documents with
@@ -10,6 +12,7 @@ order, so the same database gives the same interval every time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -20,6 +23,11 @@ SAMPLES = 1000  # bootstrap resamples
 SEED = 0
 LEVEL = 0.95  # percentile interval: the 2.5th and 97.5th percentiles of the resamples
 CHUNK_ELEMENTS = 1 << 20  # document indices drawn at a time (8 MiB of int64)
+# Above this many documents a job's own intervals come from its counters
+# (normal_interval): the bootstrap's cost grows with SAMPLES x documents, and at this
+# size the two agree (tests/unit/test_bootstrap.py).
+BOOTSTRAP_DOCUMENTS = 20_000
+Z_95 = 1.959963984540054  # the normal distribution's 97.5th percentile
 
 K = TypeVar("K", bound=Hashable)
 
@@ -70,6 +78,24 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """Elementwise numerator / denominator, NaN where the denominator is 0."""
     safe = np.where(denominator != 0, denominator, 1.0)
     return np.where(denominator != 0, numerator / safe, np.nan)
+
+
+def normal_interval(n: int, sums: tuple[float, float], moments: tuple[float, float, float]
+                    ) -> Interval:
+    """The rate sum(a) / sum(b) over n documents with its 95% interval by the delta
+    method (the normal approximation the bootstrap of a ratio of sums tends to), from
+    sums = (sum a, sum b) and moments = (sum a*a, sum a*b, sum b*b): a few numbers
+    however many documents. The residuals e = a - rate * b give
+    var(rate) = n / (n - 1) * sum(e*e) / sum(b)^2."""
+    (a, b), (aa, ab, bb) = sums, moments
+    if b == 0:
+        return Interval(None)
+    rate = a / b
+    if n < 2:
+        return Interval(rate)
+    residual = max(aa - 2 * rate * ab + rate * rate * bb, 0.0)  # sum(e*e), rounding aside
+    half = Z_95 * math.sqrt(n / (n - 1) * residual) / abs(b)
+    return Interval(rate, rate - half, rate + half)
 
 
 def interval(value: float | None, draws: np.ndarray) -> Interval:

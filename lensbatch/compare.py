@@ -15,9 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from lensbatch.bootstrap import SAMPLES, SEED, Interval, interval, ratio, resampled_sums
+from lensbatch.bootstrap import (
+    SAMPLES,
+    SEED,
+    Interval,
+    interval,
+    normal_interval,
+    ratio,
+    resampled_sums,
+)
 from lensbatch.errors import UserError
-from lensbatch.metrics import DOC_METRICS, HEAD_SCORES, DocMetric, Ratio
+from lensbatch.metrics import DOC_METRICS, HEAD_SCORES, DocMetric, Ratio, moment_name
 
 RATES: tuple[DocMetric, ...] = tuple(m for m in DOC_METRICS if isinstance(m.corpus, Ratio))
 # The per-head scores whose differences order the head table: the ones the report draws
@@ -120,6 +128,20 @@ def corpus_intervals(rows: Sequence[Any], samples: int = SAMPLES,
     """One job's rates with their intervals, from its document_sums rows (the same as
     `compare` gives that job when every document is shared)."""
     return compare([job_documents("", "", rows)], samples, seed).rates[0]
+
+
+def counter_intervals(n: int, sums: Mapping[str, float],
+                      moments: Mapping[str, float]) -> dict[str, Interval]:
+    """One job's rates with their intervals from its counters (sums over documents and
+    MOMENTS, by moment_name): for a job too large to resample."""
+    found = {}
+    for m in RATES:
+        assert isinstance(m.corpus, Ratio)
+        a, b = m.corpus.numerator, m.corpus.denominator
+        products = (moments[moment_name((a, a))], moments[moment_name((a, b))],
+                    moments[moment_name((b, b))])
+        found[m.name] = normal_interval(n, (sums[a], sums[b]), products)
+    return found
 
 
 def document_rates(job: JobDocuments, metric: DocMetric) -> np.ndarray:

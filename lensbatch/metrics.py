@@ -123,6 +123,26 @@ SUMMED_METRICS = tuple(m for m in STORED_METRICS if m.corpus == "sum")
 LISTED_METRICS = tuple(m.name for m in DOC_METRICS if m.listed)
 
 
+def _moments() -> tuple[tuple[str, str], ...]:
+    """For every rate sum(a) / sum(b): the products a*a, a*b and b*b, once each."""
+    pairs: list[tuple[str, str]] = []
+    for metric in DOC_METRICS:
+        if isinstance(metric.corpus, Ratio):
+            a, b = metric.corpus.numerator, metric.corpus.denominator
+            pairs += [p for p in ((a, a), (a, b), (b, b)) if p not in pairs]
+    return tuple(pairs)
+
+
+# The job's counters also sum these products over documents, so that a large job's
+# intervals come from a few rows (lensbatch/bootstrap.py normal_interval): column
+# `<a>_x_<b>` of job_progress.
+MOMENTS = _moments()
+
+
+def moment_name(pair: tuple[str, str]) -> str:
+    return f"{pair[0]}_x_{pair[1]}"
+
+
 def metric(name: str) -> DocMetric:
     """The declaration of one metric, by name (KeyError for an unknown one)."""
     return {m.name: m for m in DOC_METRICS}[name]

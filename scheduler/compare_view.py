@@ -12,26 +12,32 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from lensbatch.bootstrap import Interval
+from lensbatch.bootstrap import BOOTSTRAP_DOCUMENTS, Interval
 from lensbatch.compare import (
     RATES,
     Comparison,
     compare,
     corpus_intervals,
+    counter_intervals,
     document_differences,
     head_differences,
     job_documents,
 )
 from lensbatch.errors import UserError
 from lensbatch.metrics import HEAD_SCORES
-from lensbatch.store.queries import JobSummary, head_means, job_summary
+from lensbatch.store.queries import JobSummary, head_means, job_moments, job_summary
 from lensbatch.store.sweeps import document_sums, resolve_jobs
 
 PARTS = ("corpus", "differences", "documents", "heads")
 
 
 def job_intervals(engine: Engine, job_id: str) -> dict[str, Interval]:
-    """A job's rates (lensbatch/metrics.py's Ratio metrics) with their 95% intervals."""
+    """A job's rates (lensbatch/metrics.py's Ratio metrics) with their 95% intervals: the
+    bootstrap over its documents, or, past BOOTSTRAP_DOCUMENTS, the normal approximation
+    from its counters (a few rows, whatever the job's size)."""
+    summary = job_summary(engine, job_id)
+    if summary.n_done > BOOTSTRAP_DOCUMENTS:
+        return counter_intervals(summary.n_done, summary.totals, job_moments(engine, job_id))
     return corpus_intervals(document_sums(engine, job_id))
 
 

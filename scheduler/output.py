@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lensbatch.bootstrap import SAMPLES, Interval
+from lensbatch.bootstrap import BOOTSTRAP_DOCUMENTS, SAMPLES, Interval
 from lensbatch.errors import UserError
 from lensbatch.metrics import DOC_METRICS, DocMetric, Ratio
 from lensbatch.store.queries import JobSummary, ProbeSummary
@@ -57,7 +57,8 @@ def write_rows(
 
 
 INTERVAL_NOTE = (f"[low, high]: 95% interval, bootstrap over documents ({SAMPLES:,} "
-                 "resamples, seeded)")
+                 f"resamples, seeded; a job of more than {BOOTSTRAP_DOCUMENTS:,} documents: "
+                 "the normal approximation)")
 
 
 def interval_text(interval: Interval, digits: int = 4) -> str:

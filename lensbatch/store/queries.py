@@ -20,7 +20,7 @@ from lensbatch.metrics import corpus_value as _corpus_value
 from lensbatch.store import schema
 from lensbatch.store.jobs import job_row
 from lensbatch.store.packing import unpack_heads
-from lensbatch.store.totals import head_mean_rows, progress
+from lensbatch.store.totals import head_mean_rows, moments, progress
 
 # Rows fetched at a time by the queries that stream (a server-side cursor on PostgreSQL).
 STREAM_ROWS = 50_000
@@ -80,6 +80,12 @@ def job_summary(engine: Engine, job_id: str) -> JobSummary:
     """A job's state and corpus numbers; JobNotFound for a wrong id."""
     with engine.connect() as connection:
         return _summaries(connection, [job_row(connection, job_id)])[0]
+
+
+def job_moments(engine: Engine, job_id: str) -> dict[str, float]:
+    """The job's counters' sums of products (lensbatch/metrics.py MOMENTS)."""
+    with engine.connect() as connection:
+        return moments(connection, job_id)
 
 
 def list_jobs(engine: Engine, limit: int = 50) -> list[JobSummary]:

@@ -30,7 +30,13 @@ from sqlalchemy import (
 
 from lensbatch.corpus import MAX_ID_CHARS
 from lensbatch.jobspec import MAX_MODEL_CHARS
-from lensbatch.metrics import HEAD_SCORES, STORED_METRICS, SUMMED_METRICS
+from lensbatch.metrics import (
+    HEAD_SCORES,
+    MOMENTS,
+    STORED_METRICS,
+    SUMMED_METRICS,
+    moment_name,
+)
 
 metadata = MetaData()
 
@@ -146,6 +152,9 @@ job_progress = Table(
     Column("documents_done", BigInteger, nullable=False),
     *(Column(m.name, BigInteger if m.kind == "count" else Float, nullable=False)
       for m in SUMMED_METRICS),
+    # sum over documents of a*b for the rates' parts (lensbatch/metrics.py MOMENTS)
+    *(Column(moment_name(pair), Float, nullable=False, server_default="0")
+      for pair in MOMENTS),
 )
 
 # Per-head attention summaries (lensbatch/metrics.py's HEAD_SCORES) summed over a job's

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, ScalarSelect, cast, func, select
 
 from lensbatch.evaluation import DocEvaluation, DocMetrics
-from lensbatch.metrics import HEAD_SCORE_NAMES, SUMMED_METRICS
+from lensbatch.metrics import HEAD_SCORE_NAMES, MOMENTS, SUMMED_METRICS, moment_name
 from lensbatch.store import schema
 from lensbatch.store.upsert import increment
 
@@ -34,9 +34,12 @@ Row = dict[str, Any]
 
 
 def progress_row(job_id: str, shard: int, metrics: Sequence[DocMetrics]) -> Row:
-    """What `metrics` (one per new result) add to a job's progress."""
+    """What `metrics` (one per new result) add to a job's progress: every summed metric,
+    and the products the rates' intervals need (MOMENTS)."""
     return {"job_id": job_id, "shard": shard, "documents_done": len(metrics),
-            **{name: sum(getattr(m, name) for m in metrics) for name in SUMMED}}
+            **{name: sum(getattr(m, name) for m in metrics) for name in SUMMED},
+            **{moment_name((a, b)): math.fsum(float(getattr(m, a)) * getattr(m, b)
+                                              for m in metrics) for a, b in MOMENTS}}
 
 
 def head_total_rows(job_id: str, shard: int, heads: Sequence[dict[str, Any]]) -> list[Row]:
@@ -93,6 +96,15 @@ def progress(connection: Connection,
         found[row[0]] = (int(row[1]), {name: float(value) for name, value
                                        in zip(SUMMED, row[2:], strict=True)})
     return found
+
+
+def moments(connection: Connection, job_id: str) -> dict[str, float]:
+    """The job's sums of products over its documents (MOMENTS, by moment_name)."""
+    p = schema.job_progress
+    names = [moment_name(pair) for pair in MOMENTS]
+    row = connection.execute(select(*(func.coalesce(func.sum(p.c[name]), 0.0)
+                                      for name in names)).where(p.c.job_id == job_id)).one()
+    return {name: float(value) for name, value in zip(names, row, strict=True)}
 
 
 def head_mean_rows(connection: Connection, job_id: str) -> list[Any]:

@@ -1,8 +1,9 @@
 """Storage that does not grow with documents x heads: job counters, per-head totals,
 packed per-document head scores and induction hits, and each job's characters.
 
-- job_progress: per job (and shard) documents done and every summed metric, aggregated
-  here from results;
+- job_progress: per job (and shard) documents done, every summed metric, and the sums
+  of products the rates' intervals need (nll_sum_x_n_predictions, ...), aggregated here
+  from results;
 - head_totals: per job (and shard), layer and head, each head score's sum over documents
   and count of documents where it is not null, aggregated here from head_scores;
 - head_scores: one row per document, each score a packed float32 array over (layer,
@@ -43,6 +44,13 @@ SUMMED = {"n_tokens": sa.BigInteger, "n_predictions": sa.BigInteger, "nll_sum": 
           "n_correct": sa.BigInteger, "induction_candidates": sa.BigInteger,
           "induction_hits": sa.BigInteger, "induction_novel_hits": sa.BigInteger,
           "n_windows": sa.BigInteger}
+# The products whose sums give the rates' intervals (lensbatch/metrics.py MOMENTS, as
+# of this revision): loss and accuracy over n_predictions, hit rate over candidates.
+MOMENTS = (("nll_sum", "nll_sum"), ("nll_sum", "n_predictions"),
+           ("n_predictions", "n_predictions"), ("n_correct", "n_correct"),
+           ("n_correct", "n_predictions"), ("induction_hits", "induction_hits"),
+           ("induction_hits", "induction_candidates"),
+           ("induction_candidates", "induction_candidates"))
 BATCH = 2000
 
 
@@ -128,10 +136,14 @@ def upgrade() -> None:
         sa.Column("shard", sa.Integer, primary_key=True),
         sa.Column("documents_done", sa.BigInteger, nullable=False),
         *(sa.Column(name, kind, nullable=False) for name, kind in SUMMED.items()),
+        *(sa.Column(f"{a}_x_{b}", sa.Float, nullable=False, server_default="0")
+          for a, b in MOMENTS),
         _job_fk(),
     )
-    sums = ", ".join(f"SUM({name})" for name in SUMMED)
-    op.execute(f"INSERT INTO job_progress (job_id, shard, documents_done, {', '.join(SUMMED)}) "
+    sums = ", ".join([f"SUM({name})" for name in SUMMED]
+                     + [f"SUM(CAST({a} AS DOUBLE PRECISION) * {b})" for a, b in MOMENTS])
+    names = ", ".join([*SUMMED, *(f"{a}_x_{b}" for a, b in MOMENTS)])
+    op.execute(f"INSERT INTO job_progress (job_id, shard, documents_done, {names}) "
                f"SELECT job_id, 0, COUNT(*), {sums} FROM results GROUP BY job_id")
     op.create_table(
         "head_totals",

@@ -13,11 +13,11 @@ from sqlalchemy import Engine, create_engine, text
 
 from lensbatch.evaluation import DocEvaluation, DocMetrics, InductionHit
 from lensbatch.jobspec import JobSpec
-from lensbatch.metrics import HEAD_SCORE_NAMES
+from lensbatch.metrics import HEAD_SCORE_NAMES, MOMENTS, moment_name
 from lensbatch.store.attempts import Claimer
 from lensbatch.store.db import ensure_schema
 from lensbatch.store.jobs import create_job
-from lensbatch.store.queries import document_head_rows, head_rows, job_summary
+from lensbatch.store.queries import document_head_rows, head_rows, job_moments, job_summary
 from lensbatch.store.tasks import Outcome, Written, write_task
 from tests.cli import lensbatch
 from tests.unit.test_ingest import DUPLICATES, check_duplicate_is_one_line
@@ -70,6 +70,11 @@ def check_counted_once(engine: Engine, job_id: str) -> None:
     assert summary.n_done == N_DOCS and summary.status == "done"
     assert summary.totals["n_tokens"] == sum(10 + seq for seq in range(N_DOCS))
     assert summary.totals["induction_hits"] == 2 * N_DOCS
+    moments = job_moments(engine, job_id)  # what a large job's intervals come from
+    for a, b in MOMENTS:
+        docs = [evaluation(seq).metrics for seq in range(N_DOCS)]
+        products = [float(getattr(doc, a)) * getattr(doc, b) for doc in docs]
+        assert moments[moment_name((a, b))] == pytest.approx(math.fsum(products), rel=1e-12)
     means = expected_means()
     rows = head_rows(engine, job_id)
     assert len(rows) == N_LAYERS * N_HEADS

@@ -81,7 +81,7 @@ def fill_0006(url: str) -> dict[str, object]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_0007_moves_existing_rows(backend: str, request: pytest.FixtureRequest) -> None:
     """Counters and per-head sums from the old rows, per-document rows packed, and back."""
-    from lensbatch.store.queries import head_means, job_summary
+    from lensbatch.store.queries import head_means, job_moments, job_summary
     from lensbatch.store.report_data import hit_positions
 
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
@@ -92,6 +92,9 @@ def test_0007_moves_existing_rows(backend: str, request: pytest.FixtureRequest) 
     summary = job_summary(engine, "j")
     assert (summary.n_done, summary.totals["n_tokens"], summary.totals["nll_sum"]) == \
         pytest.approx(before["sums"])
+    moments = job_moments(engine, "j")  # nll_sum = 2 * n_predictions, n_predictions 4..6
+    assert moments["nll_sum_x_n_predictions"] == pytest.approx(2 * (16 + 25 + 36))
+    assert moments["induction_candidates_x_induction_candidates"] == pytest.approx(12)
     after = [value for row in head_means(engine, "j") for value in row]
     means = before["means"]
     assert isinstance(means, list)

@@ -3,21 +3,24 @@ the coverage a 95% interval should have."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from lensbatch import bootstrap
-from lensbatch.bootstrap import Interval, interval, resampled_sums
+from lensbatch.bootstrap import Interval, interval, normal_interval, resampled_sums
 from lensbatch.compare import (
     aligned,
     compare,
     corpus_intervals,
+    counter_intervals,
     document_differences,
     head_differences,
     job_documents,
 )
+from lensbatch.metrics import MOMENTS, moment_name
 
 
 def doc_rows(nll: list[float], predictions: list[int], correct: list[int] | None = None,
@@ -151,3 +154,32 @@ def test_head_differences_put_the_changed_head_first() -> None:
 def test_interval_without_draws_has_no_bounds() -> None:
     assert interval(None, np.array([np.nan])) == Interval(None)
     assert corpus_intervals([])["loss"] == Interval(None)
+
+
+def test_counter_intervals_agree_with_the_bootstrap_on_a_large_job() -> None:
+    """Past BOOTSTRAP_DOCUMENTS a job's intervals come from its counters (sums and sums
+    of products); there the normal approximation and the bootstrap agree."""
+    rows = random_rows(3, n=bootstrap.BOOTSTRAP_DOCUMENTS)
+    parts = {part for a, b in MOMENTS for part in (a, b)}
+    sums = {name: math.fsum(getattr(row, name) for row in rows) for name in parts}
+    moments = {moment_name((a, b)): math.fsum(getattr(row, a) * getattr(row, b) for row in rows)
+               for a, b in MOMENTS}
+    normal = counter_intervals(len(rows), sums, moments)
+    resampled = corpus_intervals(rows)
+    assert set(normal) == set(resampled) == {"loss", "accuracy", "induction_hit_rate"}
+    for name, expected in resampled.items():
+        found = normal[name]
+        assert expected.low is not None and expected.high is not None
+        assert found.low is not None and found.high is not None
+        width = expected.high - expected.low
+        assert found.value == pytest.approx(expected.value, rel=1e-12)
+        assert abs(found.low - expected.low) < 0.1 * width, name
+        assert abs(found.high - expected.high) < 0.1 * width, name
+        assert found.low < found.value < found.high  # a real interval, not a point
+
+
+def test_normal_interval_without_a_denominator_or_with_one_document() -> None:
+    assert normal_interval(10, (0.0, 0.0), (0.0, 0.0, 0.0)) == Interval(None)
+    assert normal_interval(1, (3.0, 2.0), (9.0, 6.0, 4.0)) == Interval(1.5)
+    # Every document at the same rate: no spread, a zero-width interval.
+    assert normal_interval(3, (6.0, 3.0), (14.0, 7.0, 3.5)) == Interval(2.0, 2.0, 2.0)
