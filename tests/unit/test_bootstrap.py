@@ -170,7 +170,7 @@ def test_counter_intervals_agree_with_the_bootstrap_on_a_large_job() -> None:
     for name, expected in resampled.items():
         found = normal[name]
         assert expected.low is not None and expected.high is not None
-        assert found.low is not None and found.high is not None
+        assert found.low is not None and found.high is not None and found.value is not None
         width = expected.high - expected.low
         assert found.value == pytest.approx(expected.value, rel=1e-12)
         assert abs(found.low - expected.low) < 0.1 * width, name
