@@ -38,23 +38,22 @@ def next_token_correct(
     return logits[:, :-1].argmax(dim=-1) == tokens[:, 1:]
 
 
-def target_nll(
-    logits: torch.Tensor,  # [n, d_vocab]
+def target_scores(
+    logits: torch.Tensor,  # [n, d_vocab]; overwritten when float32
     targets: torch.Tensor,  # [n] int64
-) -> torch.Tensor:  # [n] float32
-    """Cross-entropy of each row's target, in nats: next_token_nll for rows already
-    paired with the token they predict (log_softmax in float32, as there)."""
-    log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
-    return -log_probs.gather(-1, targets[:, None]).squeeze(-1)
+) -> tuple[torch.Tensor, torch.Tensor]:  # nll [n] float32, correct [n] bool
+    """Cross-entropy of each row's target in nats (next_token_nll for rows already paired
+    with the token they predict), and whether the row's argmax is its target.
 
-
-def target_correct(
-    logits: torch.Tensor,  # [n, d_vocab]
-    targets: torch.Tensor,  # [n] int64
-) -> torch.Tensor:  # [n] bool
-    """Whether each row's argmax prediction is its target. (max over a dimension gives
-    the first maximal index, as argmax does, in half argmax's time on a CPU.)"""
-    return logits.max(dim=-1).indices == targets
+    One max over the vocabulary serves both: it is log-sum-exp's shift and the argmax
+    (max's index is the first maximal one, as argmax's). The rest is done in place on
+    the float32 logits, so a chunk needs no second [n, d_vocab] tensor: the caller's
+    float32 logits are consumed."""
+    logits = logits.float()  # [n, d_vocab]; the same tensor when already float32
+    target = logits.gather(-1, targets[:, None]).squeeze(-1)  # [n]
+    best = logits.max(dim=-1)  # values, indices: [n] each
+    log_sum = logits.sub_(best.values[:, None]).exp_().sum(dim=-1).log_()  # [n]
+    return log_sum + best.values - target, best.indices == targets
 
 
 def earlier_bigrams(
