@@ -79,6 +79,10 @@ def report(
     job: Annotated[str, typer.Argument(help="Job id, or a sweep id for the sweep's page.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
         "report.html"),
+    tokens: Annotated[bool, typer.Option(
+        "--tokens/--no-tokens", help="Draw the hardest documents token by token, scored "
+        "again with the job's model (loads it); --no-tokens leaves the model unloaded.")
+    ] = True,
 ) -> None:
     """Write one self-contained HTML report of a job or a sweep (opens offline; images
     embedded, no script).
@@ -94,7 +98,7 @@ def report(
     from scheduler.report.page import write_report
 
     state = invocation(ctx)
-    size = write_report(state.engine, job, output, state.settings.cache_dir)
+    size = write_report(state.engine, job, output, state.settings.cache_dir, tokens)
     sys.stdout.write(f"wrote {output} ({size / 1024:.0f} KiB)\n")
 
 

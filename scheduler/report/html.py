@@ -20,6 +20,7 @@ class ReportContext:
     summary: JobSummary
     job: dict[str, Any]  # the jobs row, settings decoded
     cache_dir: str  # for the job's tokenizer (lensbatch.settings.Settings.cache_dir)
+    rescore: bool = True  # score the hardest documents again with the job's model
 
 
 # A section takes the context and returns an HTML fragment, or None when it has

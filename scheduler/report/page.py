@@ -36,23 +36,25 @@ def sections() -> list[Section]:
             top_induction_section]
 
 
-def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR) -> str:
-    """The whole page as one HTML string."""
+def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR,
+           rescore: bool = True) -> str:
+    """The whole page as one HTML string; rescore: draw the hardest documents token by
+    token (loads the job's model)."""
     summary = job_summary(engine, job_id)  # raises JobNotFound for a wrong id
     job = job_record(engine, job_id)
-    ctx = ReportContext(engine, job_id, summary, job, cache_dir)
+    ctx = ReportContext(engine, job_id, summary, job, cache_dir, rescore)
     body = "".join(part for part in (fn(ctx) for fn in sections()) if part)
     return page(f"lensbatch report {job_id}",
                 f"lensbatch report: job {job_id} · {job['model']}", body)
 
 
 def write_report(engine: Engine, report_id: str, output: Path,
-                 cache_dir: str = DEFAULT_CACHE_DIR) -> int:
+                 cache_dir: str = DEFAULT_CACHE_DIR, rescore: bool = True) -> int:
     """Write the page of a job, or of a sweep (scheduler/report/sweep.py), to `output`;
     return its size in bytes."""
     if sweep_jobs(engine, report_id):
         text = render_sweep(engine, report_id)
     else:
-        text = render(engine, report_id, cache_dir)
+        text = render(engine, report_id, cache_dir, rescore)
     output.write_text(text, encoding="utf-8")
     return len(text.encode("utf-8"))

@@ -78,6 +78,10 @@ def hardest_section(ctx: ReportContext) -> str | None:
     """The HARDEST documents by loss, highest first, token by token."""
     from scheduler.rescore import job_model, score_text
 
+    if not ctx.rescore:  # `report --no-tokens`: the model is not loaded
+        return section("Hardest documents, token by token",
+                       "<p>Not drawn: the report was written with --no-tokens, which "
+                       "leaves the job's model unloaded.</p>", "hardest-docs")
     rows = hardest_documents(ctx.engine, ctx.job_id, HARDEST)
     if not rows:
         return None

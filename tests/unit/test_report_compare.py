@@ -7,6 +7,7 @@ import html
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -142,3 +143,28 @@ def test_sweep_report_renders_in_headless_chromium(sweep: tuple[Engine, str, lis
     pixels = mpimg.imread(shot)  # [height, width, channels]
     assert pixels.shape[:2] == (2400, 1200)
     assert len({tuple(p) for p in pixels[::20, ::20, :3].reshape(-1, 3).round(2)}) > 50
+
+
+def test_report_without_tokens_leaves_the_model_unloaded(
+        sweep: tuple[Engine, str, list[str]], tmp_path: Path) -> None:
+    """`report --no-tokens`: the hardest documents are not scored again, so the job's
+    model is never loaded (here it cannot be: its checkpoint is gone)."""
+    engine, _, job_ids = sweep
+    job_id = job_ids[1]
+    jobs = schema.jobs
+    with engine.connect() as connection:
+        stored = connection.execute(select(jobs.c.settings).where(jobs.c.id == job_id)).one()
+    gone = replace(JobSpec.from_json(stored.settings), model=str(tmp_path / "deleted"))
+    with engine.begin() as connection:
+        connection.execute(jobs.update().where(jobs.c.id == job_id)
+                           .values(settings=gone.to_json()))
+    try:
+        page = render(engine, job_id, rescore=False)
+        assert_self_contained(page)
+        part = page.split('id="hardest-docs"')[1].split("</section>")[0]
+        assert "--no-tokens" in part and "cannot be loaded" not in part
+        assert "cannot be loaded" in render(engine, job_id).split('id="hardest-docs"')[1]
+    finally:  # the module's other tests share the sweep
+        with engine.begin() as connection:
+            connection.execute(jobs.update().where(jobs.c.id == job_id)
+                               .values(settings=stored.settings))
