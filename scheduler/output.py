@@ -57,8 +57,14 @@ def write_rows(
 
 
 INTERVAL_NOTE = (f"[low, high]: 95% interval, bootstrap over documents ({SAMPLES:,} "
-                 f"resamples, seeded; a job of more than {BOOTSTRAP_DOCUMENTS:,} documents: "
-                 "the normal approximation)")
+                 "resamples, seeded)")
+# A job of more than BOOTSTRAP_DOCUMENTS documents (compare_view.job_intervals).
+NORMAL_NOTE = "[low, high]: 95% interval, normal approximation over documents"
+
+
+def interval_note(n_documents: int) -> str:
+    """How a job's own intervals were worked out, by its number of documents."""
+    return NORMAL_NOTE if n_documents > BOOTSTRAP_DOCUMENTS else INTERVAL_NOTE
 
 
 def interval_text(interval: Interval, digits: int = 4) -> str:
@@ -97,7 +103,8 @@ def summary_table(summary: JobSummary, seconds: float | None = None,
     shown = intervals or {}
     table = Table(title=f"job {summary.job_id} · {summary.model} · {summary.status}",
                   show_header=False,
-                  caption=escape(INTERVAL_NOTE) if any(i.low is not None for i in shown.values())
+                  caption=escape(interval_note(summary.n_done))
+                  if any(i.low is not None for i in shown.values())
                   else None)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")

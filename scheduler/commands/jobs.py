@@ -48,12 +48,13 @@ def print_sweep(engine: Engine, sweep_id: str) -> None:
     from lensbatch.store.queries import job_summary
     from lensbatch.store.sweeps import sweep_jobs
     from scheduler.compare_view import job_intervals
-    from scheduler.output import INTERVAL_NOTE, interval_text, write_rows
+    from scheduler.output import interval_note, interval_text, write_rows
 
-    rows = []
+    rows, largest = [], 0
     for member in sweep_jobs(engine, sweep_id):
         summary = job_summary(engine, member.job_id)
         intervals = job_intervals(engine, member.job_id)
+        largest = max(largest, summary.n_done)
         rows.append({"#": member.index + 1, "job": member.job_id, "model": member.model,
                      "step": member.step, "status": summary.status,
                      "documents": f"{summary.n_done}/{summary.n_documents}",
@@ -61,7 +62,7 @@ def print_sweep(engine: Engine, sweep_id: str) -> None:
     print(f"sweep {sweep_id}: {len(rows)} jobs over the same documents")
     write_rows(rows, ("#", "job", "model", "step", "status", "documents",
                       *(m.label for m in RATES)), "table", sys.stdout)
-    print(INTERVAL_NOTE)
+    print(interval_note(largest))
 
 
 def status(

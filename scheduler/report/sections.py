@@ -50,7 +50,7 @@ def model_card_section(ctx: ReportContext) -> str:
 def corpus_section(ctx: ReportContext) -> str:
     """Every metric of the registry, as a corpus number; rates with their intervals."""
     from scheduler.compare_view import job_intervals
-    from scheduler.output import INTERVAL_NOTE, interval_text
+    from scheduler.output import interval_note, interval_text
 
     s = ctx.summary
     intervals = job_intervals(ctx.engine, ctx.job_id)
@@ -62,7 +62,7 @@ def corpus_section(ctx: ReportContext) -> str:
         else:
             shown = int(value) if metric.kind == "count" and value is not None else num(value)
         rows.append((metric.label, shown))
-    note = f"<p class='meta'>{esc(INTERVAL_NOTE)}.</p>"
+    note = f"<p class='meta'>{esc(interval_note(s.n_done))}.</p>"
     return section("Corpus-level numbers", kv_table(rows) + note, "corpus")
 
 
