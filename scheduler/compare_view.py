@@ -31,14 +31,14 @@ from lensbatch.store.sweeps import document_sums, resolve_jobs
 PARTS = ("corpus", "differences", "documents", "heads")
 
 
-def job_intervals(engine: Engine, job_id: str) -> dict[str, Interval]:
+def job_intervals(engine: Engine, summary: JobSummary) -> dict[str, Interval]:
     """A job's rates (lensbatch/metrics.py's Ratio metrics) with their 95% intervals: the
     bootstrap over its documents, or, past BOOTSTRAP_DOCUMENTS, the normal approximation
-    from its counters (a few rows, whatever the job's size)."""
-    summary = job_summary(engine, job_id)
+    from its counters (the summary's sums and a few rows, whatever the job's size)."""
     if summary.n_done > BOOTSTRAP_DOCUMENTS:
-        return counter_intervals(summary.n_done, summary.totals, job_moments(engine, job_id))
-    return corpus_intervals(document_sums(engine, job_id))
+        return counter_intervals(summary.n_done, summary.totals,
+                                 job_moments(engine, summary.job_id))
+    return corpus_intervals(document_sums(engine, summary.job_id))
 
 
 @dataclass(frozen=True)

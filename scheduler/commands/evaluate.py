@@ -87,7 +87,7 @@ def run(
         job_id = report.summary.job_id
         console.print(summary_table(report.summary, report.seconds,
                                     job_probe(state.engine, job_id),
-                                    job_intervals(state.engine, job_id)))
+                                    job_intervals(state.engine, report.summary)))
     sweep = reports[0].summary.sweep
     if sweep is None:
         print(f"results: lensbatch results {job_id}")

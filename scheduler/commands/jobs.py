@@ -53,7 +53,7 @@ def print_sweep(engine: Engine, sweep_id: str) -> None:
     rows, largest = [], 0
     for member in sweep_jobs(engine, sweep_id):
         summary = job_summary(engine, member.job_id)
-        intervals = job_intervals(engine, member.job_id)
+        intervals = job_intervals(engine, summary)
         largest = max(largest, summary.n_done)
         rows.append({"#": member.index + 1, "job": member.job_id, "model": member.model,
                      "step": member.step, "status": summary.status,
@@ -101,7 +101,7 @@ def status(
         with ProgressView(sys.stdout, terminal=sys.stdout.isatty()) as view:
             watch_job(engine, job, view, interval)
     summary = job_summary(engine, job)
-    intervals = job_intervals(engine, job) if summary.status in FINISHED else None
+    intervals = job_intervals(engine, summary) if summary.status in FINISHED else None
     console.print(summary_table(summary, intervals=intervals))
     failed = failed_documents(engine, job)
     if failed:

@@ -53,7 +53,7 @@ def corpus_section(ctx: ReportContext) -> str:
     from scheduler.output import interval_note, interval_text
 
     s = ctx.summary
-    intervals = job_intervals(ctx.engine, ctx.job_id)
+    intervals = job_intervals(ctx.engine, ctx.summary)
     rows: list[tuple[str, object]] = [("documents evaluated", f"{s.n_done} / {s.n_documents}")]
     for metric in DOC_METRICS:
         value = s.value(metric.name)

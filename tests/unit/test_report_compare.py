@@ -18,6 +18,7 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.store import schema
 from lensbatch.store.db import ensure_schema
 from lensbatch.store.jobs import Member
+from lensbatch.store.queries import job_summary
 from scheduler.compare_view import job_intervals
 from scheduler.output import interval_text
 from scheduler.report.page import render, write_report
@@ -67,7 +68,7 @@ def check_sweep_numbers(page: str, engine: Engine, job_ids: list[str]) -> None:
     assert [row[1:4] for row in rows] == [["0", job_ids[0], "toy-induction-ablated"],
                                           ["1000", job_ids[1], "toy-induction"]]
     for row, job_id in zip(rows, job_ids, strict=True):
-        intervals = job_intervals(engine, job_id)
+        intervals = job_intervals(engine, job_summary(engine, job_id))
         assert row[6] == interval_text(intervals["loss"])  # what `status` shows too
         assert float(row[6].split()[0]) == pytest.approx(stored_loss(engine, job_id), abs=5e-5)
         assert row[7] == interval_text(intervals["accuracy"])
