@@ -16,6 +16,7 @@ import os
 import random
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -101,7 +102,7 @@ def evaluate(job_id: str, seqs: list[int]) -> int:
     claimed = retry_db(lambda: claim(engine, job_id, list(seqs), claimer), "reading the task")
     todo = list(claimed.todo)
     for seq in claimed.returning:  # a redelivered task: its documents one at a time
-        todo += retry_db(lambda: claim_alone(engine, job_id, seq, claimer),  # noqa: B023
+        todo += retry_db(partial(claim_alone, engine, job_id, seq, claimer),
                          "claiming a document").todo
     claimed_at = time.time()
     if claimed.dropped or not todo:
