@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 @dataclass(frozen=True)
 class Row:
-    row: str  # a-h, as in the issue and the README
+    row: str  # a-j, as in docs/performance.md
     name: str
     value: float | None  # None: not measured (see note)
     unit: str

@@ -31,7 +31,7 @@ class Settings:
     broker_url: str = DEFAULT_BROKER_URL
     # Seconds a delivered but unacknowledged task stays invisible in Redis before it is
     # handed to another worker. It must exceed the longest task; shorter means a killed
-    # worker's task comes back sooner (see README, "Reliability").
+    # worker's task comes back sooner (see docs/reliability.md).
     visibility_timeout: int = 600
     # How often (seconds) each worker's consumer looks for expired unacknowledged
     # messages and puts them back on their queue.

@@ -31,7 +31,7 @@ from tests.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.integration
 
-# Short enough that a killed worker's task is back within seconds; see README.
+# Short enough that a killed worker's task is back within seconds; see docs/reliability.md.
 FAST_REDELIVERY = {"LENSBATCH_VISIBILITY_TIMEOUT": "4", "LENSBATCH_RESTORE_INTERVAL": "1"}
 TASK_TOKENS = "1000"  # about 20 short documents, one to three seconds per task here
 

@@ -1,11 +1,16 @@
-"""The README's examples run, so they cannot rot.
+"""The examples of the README and of the command reference (docs/cli.md) run, so they
+cannot rot.
 
-Runs, in order, every `$ ` line of the README's ```console blocks (except the ones that
-need a broker or Docker, listed in NEEDS_SERVICES), every ```sql block against the
-resulting SQLite database, and the ```python blocks (pandas) on the exported files.
-To stay cheap, `gpt2-small-random` is replaced by the tiny checkpoint; `run` uses the
-built-in toy-induction model as written, so the top induction head is known (1.2). `$JOB`
-is the job of the last single-model `run`, `$SWEEP` the sweep of the last sweep `run`.
+Runs, in order and each once, every `$ ` line of the two pages' ```console blocks (the
+README's first: the newcomer's loop; then docs/cli.md's, which show every command;
+except the lines that need a broker or Docker, listed in NEEDS_SERVICES), every
+```python block of the README, docs/cli.md's ```sql blocks against the resulting SQLite
+database and its ```python block (pandas) on the exported files; and checks that the
+figures the pages show from `run` and `compare` are the ones those commands print. To
+stay cheap, `gpt2-small-random` is replaced by the tiny checkpoint; `run` uses the
+built-in toy-induction model as written, so the top induction head is known (1.2).
+`$JOB` is the job of the last single-model `run`, `$SWEEP` the sweep of the last sweep
+`run`. docs/cli.md also names every option of every command, in its command's section.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -24,7 +30,9 @@ from lensbatch.store import schema
 from tests.cli import LENSBATCH
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+README = ROOT / "README.md"
+CLI_PAGE = ROOT / "docs" / "cli.md"
+PAGES = (README, CLI_PAGE)  # in the order their commands run
 # Commands the test leaves out, each needing Redis, a queued job or Docker (the
 # integration tests run them); nothing else is skipped.
 NEEDS_SERVICES = ("lensbatch submit ", "lensbatch worker ", "lensbatch cancel ",
@@ -32,28 +40,53 @@ NEEDS_SERVICES = ("lensbatch submit ", "lensbatch worker ", "lensbatch cancel ",
 BUILTIN = "gpt2-small-random"
 
 
-def blocks(tag: str) -> list[str]:
-    return re.findall(rf"^```{tag}\n(.*?)^```", README, re.MULTILINE | re.DOTALL)
+def fenced(page: Path) -> list[tuple[str, str]]:
+    """The page's fenced blocks at the start of a line, as (language tag, text)."""
+    found: list[tuple[str, str]] = []
+    tag: str | None = None
+    lines: list[str] = []
+    for line in page.read_text(encoding="utf-8").splitlines(keepends=True):
+        if tag is None and line.startswith("```"):
+            tag, lines = line[3:].strip(), []
+        elif tag is not None and line.rstrip() == "```":
+            found.append((tag, "".join(lines)))
+            tag = None
+        elif tag is not None:
+            lines.append(line)
+    return found
 
 
-def console_commands() -> list[str]:
-    return [line[2:] for block in blocks("console") for line in block.splitlines()
+def blocks(tag: str, *pages: Path) -> list[str]:
+    return [text for page in pages or PAGES for t, text in fenced(page) if t == tag]
+
+
+def console_commands(*pages: Path) -> list[str]:
+    return [line[2:] for block in blocks("console", *pages) for line in block.splitlines()
             if line.startswith("$ ")]
 
 
 def runnable() -> list[str]:
-    return [c for c in console_commands() if not c.startswith(NEEDS_SERVICES)]
+    """The lines to run, each once (docs/cli.md repeats some of the README's)."""
+    return list(dict.fromkeys(c for c in console_commands() if not c.startswith(NEEDS_SERVICES)))
 
 
-def test_the_readme_lists_every_command() -> None:
+def shown(*pages: Path) -> set[str]:
+    return {c.split()[1] for c in console_commands(*pages) if c.startswith("lensbatch ")}
+
+
+def test_every_command_is_shown() -> None:
     from typer.main import get_command
 
     from scheduler.cli import app
 
     names = set(get_command(app).commands)  # type: ignore[attr-defined]
-    shown = {c.split()[1] for c in console_commands() if c.startswith("lensbatch ")}
-    assert names <= shown, names - shown
-    assert len(console_commands()) - len(runnable()) == len(NEEDS_SERVICES)
+    assert names <= shown(CLI_PAGE), names - shown(CLI_PAGE)
+    # the README's own loop: one run, its results, heads and report
+    assert {"run", "results", "heads", "report"} <= shown(README)
+    # every line left out needs its service, and every service's line is still there
+    skipped = [c for c in console_commands() if c.startswith(NEEDS_SERVICES)]
+    assert {p for p in NEEDS_SERVICES if any(c.startswith(p) for c in skipped)} == set(
+        NEEDS_SERVICES)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +107,21 @@ def test_readme_examples_run(workdir: Path, tiny_checkpoint: str) -> None:
            "LENSBATCH_DATABASE_URL": f"sqlite:///{workdir / 'lensbatch.db'}"}
     commands = runnable()
     assert any(c.startswith("lensbatch run ") for c in commands)
+    printed: dict[str, str] = {}
     for command in commands:
         result = shell(command.replace(BUILTIN, tiny_checkpoint), workdir, env)
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        printed[command] = result.stdout
         if command.startswith("lensbatch run "):
             last = result.stdout.strip().splitlines()[-1]  # a sweep's ends with compare:
             env["SWEEP" if last.startswith("compare:") else "JOB"] = last.split()[-1]
+    for code in blocks("python", README):
+        result = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{code}\n{result.stderr}"
+    readme_run = next(c for c in console_commands(README) if c.startswith("lensbatch run "))
+    check_example(README, "│ loss", printed[readme_run])
+    check_example(CLI_PAGE, "Paired differences", printed["lensbatch compare $SWEEP"])
     job = env["JOB"]
     assert (workdir / "report.html").stat().st_size > 10_000
     assert (workdir / "sweep.html").stat().st_size > 10_000
@@ -95,7 +137,7 @@ def test_readme_examples_run(workdir: Path, tiny_checkpoint: str) -> None:
 def check_sql(workdir: Path, job: str) -> dict[str, object]:
     """Run the three SQL blocks, check them against plain queries, return their answers."""
     url = f"sqlite:///{workdir / 'lensbatch.db'}"
-    worst, by_source, top_heads = blocks("sql")
+    worst, by_source, top_heads = blocks("sql", CLI_PAGE)
     engine = create_engine(url)
     with engine.connect() as connection:
         r, jd = schema.results, schema.job_documents
@@ -117,7 +159,7 @@ def check_sql(workdir: Path, job: str) -> dict[str, object]:
             "top_head": [heads[0].layer, heads[0].head]}
 
 
-# Appended to the README's pandas code: its answers, as JSON on the last line.
+# Appended to docs/cli.md's pandas code: its answers, as JSON on the last line.
 DUMP = """
 import json
 print(json.dumps({"worst": list(worst.doc_id),
@@ -127,7 +169,7 @@ print(json.dumps({"worst": list(worst.doc_id),
 
 
 def check_pandas(workdir: Path, sql_answers: dict[str, object]) -> None:
-    (python,) = blocks("python")
+    (python,) = blocks("python", CLI_PAGE)
     result = subprocess.run([sys.executable, "-c", python + DUMP], cwd=workdir,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -141,24 +183,67 @@ def check_pandas(workdir: Path, sql_answers: dict[str, object]) -> None:
         assert answers["hit_rate"][source] == pytest.approx(rate, nan_ok=True)
 
 
-def test_every_command_help_has_an_example() -> None:
-    from typing import Any
+def walk(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every command of a click group, by its full name (`db upgrade`)."""
+    found: list[tuple[str, Any]] = []
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group, e.g. `db`
+            found += walk(command, f"{prefix}{name} ")
+        else:
+            found.append((prefix + name, command))
+    return found
 
+
+def root_command() -> Any:
     from typer.main import get_command
 
     from scheduler.cli import app
 
-    def walk(group: Any, prefix: str) -> list[tuple[str, Any]]:
-        found: list[tuple[str, Any]] = []
-        for name, command in group.commands.items():
-            if hasattr(command, "commands"):  # a group, e.g. `db`
-                found += walk(command, f"{prefix}{name} ")
-            else:
-                found.append((prefix + name, command))
-        return found
+    return get_command(app)
 
-    commands = walk(get_command(app), "")
+
+def test_every_command_help_has_an_example() -> None:
+    commands = walk(root_command())
     assert {"run", "status", "results", "report", "export", "db upgrade"} <= dict(commands).keys()
     for name, command in commands:
         example = (command.help or "").partition("Example:")[2]
         assert f"lensbatch {name}" in example, name
+
+
+def names(param: Any) -> list[str]:
+    """How a parameter is written: an option's flags, an argument's name in capitals."""
+    if param.param_type_name == "argument":
+        return [param.name.upper()]
+    return [*param.opts, *param.secondary_opts]
+
+
+def test_the_command_reference_gives_every_option() -> None:
+    """docs/cli.md has a section per command naming each of its arguments and options;
+    the app's own options (beside --help) appear on the page."""
+    text = CLI_PAGE.read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^### (.+?)\n(.*?)(?=^##|\Z)", text, re.MULTILINE | re.DOTALL))
+    root = root_command()
+    for name, command in walk(root):
+        assert name in sections, f"docs/cli.md has no section ### {name}"
+        for param in command.params:
+            if "--help" not in names(param):
+                missing = [n for n in names(param) if n not in sections[name]]
+                assert not missing, f"{name}: {missing} not in its section of docs/cli.md"
+    for param in root.params:
+        assert all(n in text for n in names(param)), names(param)
+
+
+# an interval, `4.3395 [4.0549, 4.6183]`, or a change, `1.000 -> 0.041 (-0.959)`
+FIGURES = re.compile(r"-?\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\]"
+                     r"|\d+\.\d+ -> \d+\.\d+(?: \([+-]\d+\.\d+\))?")
+
+
+def check_example(page: Path, start: str, printed: str) -> None:
+    """Each line of figures (intervals, `a -> b`) of the page's plain block that begins
+    with `start` is a line of figures the command printed."""
+    (example,) = [b for b in blocks("", page) if b.startswith(start)]
+    shown = [FIGURES.findall(line) for line in example.splitlines()]
+    rows = [FIGURES.findall(line) for line in printed.splitlines()]
+    assert sum(1 for figures in shown if figures) >= 3
+    for figures in shown:
+        assert not figures or figures in rows, f"{figures} is not what the command prints"
