@@ -267,3 +267,29 @@ document_failures = Table(
     ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
                          ondelete="CASCADE"),
 )
+
+# The top activations of every neuron of the hooks a job names with --top-activations
+# (lensbatch/top.py): one row per (job, hook, layer, head, neuron), head NO_HEAD for a
+# hook without heads. `top_values`, `seqs` and `positions` are the K best entries, best
+# first, packed (lensbatch/store/top_packing.py); `max_value` the first of them, for
+# ordering in SQL; `histogram` the fixed-bin counts of every activation; n_positive of
+# the n_positions activations were above zero. Merged under the row's lock by each task
+# that writes results (lensbatch/store/top_rows.py).
+top_activations = Table(
+    "top_activations",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("hook", String(255), nullable=False),
+    Column("layer", Integer, nullable=False),  # NO_LAYER (-1): none
+    Column("head", Integer, nullable=False),  # NO_HEAD (-1): none
+    Column("neuron", Integer, nullable=False),
+    Column("n_positions", BigInteger, nullable=False),
+    Column("n_positive", BigInteger, nullable=False),
+    Column("max_value", Float, nullable=True),
+    Column("top_values", LargeBinary, nullable=False),
+    Column("seqs", LargeBinary, nullable=False),
+    Column("positions", LargeBinary, nullable=False),
+    Column("histogram", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("job_id", "hook", "layer", "head", "neuron",
+                         name="pk_top_activations"),
+)

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from lensbatch.errors import UserError
+from lensbatch.hooks import split_list
 from lensbatch.jobspec import JobSpec
 from lensbatch.status import WORKER_LIVE_SECONDS
 from scheduler.context import invocation
@@ -34,6 +35,8 @@ from scheduler.options import (
     Stats,
     Stride,
     TaskTokens,
+    TopActivations,
+    TopK,
     Windows,
     job_spec,
     with_document_limit,
@@ -59,6 +62,8 @@ def run(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    top_activations: TopActivations = None,
+    top_k: TopK = JobSpec.top_k,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
@@ -76,7 +81,8 @@ def run(
 
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
-                   heads=not no_heads, dtype=dtype, head_scores=head_scores)
+                   heads=not no_heads, dtype=dtype, head_scores=head_scores,
+                   top_activations=split_list(top_activations), top_k=top_k)
     chosen = members(model, models, base, activations, stats)
     state = invocation(ctx)
     settings = with_document_limit(state.settings, max_document_bytes)
@@ -114,6 +120,8 @@ def submit(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    top_activations: TopActivations = None,
+    top_k: TopK = JobSpec.top_k,
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id, and warns
     on standard error when no live worker consumes the queue.
@@ -134,7 +142,8 @@ def submit(
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
                    heads=not no_heads, dtype=dtype, queue=queue,
-                   head_scores=head_scores)
+                   head_scores=head_scores, top_activations=split_list(top_activations),
+                   top_k=top_k)
     chosen = members(model, models, base, activations, stats)
     settings = with_document_limit(state.settings, max_document_bytes)
     check_broker(settings)
