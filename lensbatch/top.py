@@ -69,22 +69,26 @@ def ranked(values: np.ndarray, seqs: np.ndarray, positions: np.ndarray, k: int
     """Per row, the k best distinct (seq, position) entries, best first.
 
     values/seqs/positions: [row, m]. Where one (seq, position) appears twice in a row
-    (the same document merged twice), one copy is kept: the higher value.
+    (the same document merged twice), one copy is kept: the higher value. Stable sorts
+    along each row: by value, then by (seq, position), so that equal entries sit side
+    by side, best first; then by value again with the copies last.
     """
-    rows, m = values.shape
-    row = np.repeat(np.arange(rows), m)
-    flat_v, flat_s, flat_p = values.ravel(), seqs.ravel(), positions.ravel()
-    order = np.lexsort((-flat_v.astype(np.float64), flat_p, flat_s, row))
-    same = np.zeros(order.shape[0], dtype=bool)
-    same[1:] = ((row[order][1:] == row[order][:-1]) & (flat_s[order][1:] == flat_s[order][:-1])
-                & (flat_p[order][1:] == flat_p[order][:-1]))
-    duplicate = np.zeros_like(same)
-    duplicate[order] = same
-    rank = np.lexsort((flat_p, flat_s, -flat_v.astype(np.float64), duplicate, row))
-    kept = int(m - duplicate.reshape(rows, m).sum(1).max()) if rows else 0
-    keep = min(k, kept)
-    chosen = rank.reshape(rows, m)[:, :keep]
-    return flat_v[chosen], flat_s[chosen], flat_p[chosen]
+    def take(array: np.ndarray, order: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(array, order, axis=1)
+
+    # (seq, position) as one key: positions are int32, seqs below 2^31.
+    where = (seqs.astype(np.int64) << 32) | positions.astype(np.int64)
+    descending = -values.astype(np.float64)
+    order = np.argsort(descending, axis=1, kind="stable")
+    order = take(order, np.argsort(take(where, order), axis=1, kind="stable"))
+    sorted_where = take(where, order)
+    duplicate = np.zeros(where.shape, dtype=bool)
+    duplicate[:, 1:] = sorted_where[:, 1:] == sorted_where[:, :-1]
+    last = np.where(duplicate, np.inf, take(descending, order))
+    order = take(order, np.argsort(last, axis=1, kind="stable"))
+    kept = int(where.shape[1] - duplicate.sum(1).max()) if where.shape[0] else 0
+    chosen = order[:, :min(k, kept)]
+    return take(values, chosen), take(seqs, chosen), take(positions, chosen)
 
 
 def merge_top(stored: HookTop, new: HookTop, k: int) -> HookTop:

@@ -26,7 +26,7 @@ from lensbatch.store.top_packing import (
     unpack_entries,
     unpack_histogram,
 )
-from lensbatch.store.upsert import insert_ignore, upsert
+from lensbatch.store.upsert import INSERTS, insert_ignore, upsert
 from lensbatch.top import BINS, HookTop, merge_top
 
 KEYS = ("job_id", "hook", "layer", "head", "neuron")
@@ -78,6 +78,18 @@ def _locked(connection: Connection, job_id: str, hook: str) -> list[Any]:
     return list(connection.execute(query))
 
 
+def _insert_new(connection: Connection, keys: list[Row], top: HookTop) -> set[int]:
+    """Insert the rows of a hook the job has none of yet, skipping any another writer
+    inserted first; return the neurons inserted."""
+    t = schema.top_activations
+    statement = (INSERTS[connection.dialect.name](t)
+                 .on_conflict_do_nothing(index_elements=list(KEYS))
+                 .returning(t.c.head, t.c.neuron))
+    found = connection.execute(statement, [_row(key, top, n) for n, key in enumerate(keys)])
+    return {neuron if head == schema.NO_HEAD else head * top.per_head + neuron
+            for head, neuron in found}
+
+
 def merge_tops(connection: Connection, job_id: str, tops: Sequence[HookTop], k: int) -> None:
     """Merge each hook's top activations into the job's rows, under their locks."""
     for top in sorted(tops, key=lambda t: t.hook):
@@ -85,10 +97,17 @@ def merge_tops(connection: Connection, job_id: str, tops: Sequence[HookTop], k: 
             raise ValueError(f"{top.hook}: histogram of {top.histogram.shape[1:]} bins")
         keys = neuron_keys(job_id, top)
         rows = _locked(connection, job_id, top.hook)
+        inserted: set[int] = set()
+        if not rows:  # the job's first rows of this hook: insert them as they are
+            inserted = _insert_new(connection, keys, top)
+            if len(inserted) == len(keys):
+                continue
+            rows = _locked(connection, job_id, top.hook)  # another writer was first
         if len(rows) != len(keys):
             insert_ignore(connection, schema.top_activations, [_empty(key) for key in keys],
                           keys=KEYS)
             rows = _locked(connection, job_id, top.hook)
         merged = merge_top(_stored(job_id, top, rows), top, k)
-        upsert(connection, schema.top_activations,
-               [_row(key, merged, n) for n, key in enumerate(keys)], keys=KEYS)
+        upsert(connection, schema.top_activations,  # the rows inserted above hold `top`
+               [_row(key, merged, n) for n, key in enumerate(keys) if n not in inserted],
+               keys=KEYS)
