@@ -56,7 +56,7 @@ class HookTop:
     seqs: np.ndarray  # [neuron, k] int64: the job's document numbers
     positions: np.ndarray  # [neuron, k] int32: positions in the document (BOS included)
     histogram: np.ndarray  # [neuron, BINS] int64
-    positive: np.ndarray  # [neuron] int64: activations above zero
+    positive: np.ndarray  # [neuron] int64: activations above zero (normal floats)
     total: int  # positions seen (the same for every neuron)
 
     @property
