@@ -14,7 +14,8 @@ import numpy as np
 
 from lensbatch.top import BINS
 
-WIDTHS = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+WIDTHS: dict[int, np.dtype[Any]] = {2: np.dtype("<u2"), 4: np.dtype("<u4"),
+                                    8: np.dtype("<u8")}
 
 
 def pack_histogram(counts: np.ndarray) -> bytes:

@@ -24,7 +24,9 @@ def every_activation(model, texts: list[str], hook: str, spec: JobSpec  # type: 
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each document alone through run_with_cache: [entry, neuron] values and each
     entry's (seq, position), documents in order."""
-    values, seqs, positions = [], [], []
+    values: list[np.ndarray] = []
+    seqs: list[int] = []
+    positions: list[int] = []
     for seq, tokens in zip(SEQS, tokenize(model, texts, spec.prepend_bos), strict=True):
         with torch.inference_mode():
             _, cache = model.run_with_cache(torch.tensor([tokens]), names_filter=[hook])
