@@ -16,6 +16,12 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.settings import Settings
 
 Corpus = Annotated[str, typer.Argument(help="A .jsonl, .txt/.md, a directory, or -.")]
+OptionalCorpus = Annotated[str | None, typer.Argument(
+    help="A .jsonl, .txt/.md, a directory, or -; none with --resume.")]
+Resume = Annotated[str | None, typer.Option(
+    "--resume", metavar="JOB", help="Continue a stored job (or a sweep's jobs) here: "
+    "evaluate its documents without a result, with the job's own options and corpus, "
+    "and finish it. Only --device may be given with it.")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Built-in name, hub name or "
                                     "local checkpoint directory.")]
 Models = Annotated[list[str] | None, typer.Option(
