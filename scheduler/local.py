@@ -42,7 +42,7 @@ DEFAULTS = Settings()
 @dataclass(frozen=True)
 class RunReport:
     summary: JobSummary
-    seconds: float  # evaluation time, model loading excluded
+    seconds: float  # evaluation time, model loading excluded; 0 for a continued job
 
 
 def local_chunks(tasks: Sequence[list[int]], batch_tokens: int,
@@ -168,7 +168,7 @@ def _checked(reports: list[RunReport]) -> list[RunReport]:
 def _evaluate(engine: Engine, job_id: str, spec: JobSpec, runtime: Runtime,
               view: ProgressView | None, fresh: bool = False) -> RunReport:
     """Evaluate the job's documents without a result, in tasks sized for this process
-    (lensbatch/store/local_plan.py); a `fresh` job records how many."""
+    (lensbatch/store/local_plan.py); a `fresh` job records how many and is timed."""
     from worker.engine.batching import batch_budget
     from worker.engine.models import load_model
     from worker.service import process_task_settled
@@ -187,4 +187,5 @@ def _evaluate(engine: Engine, job_id: str, spec: JobSpec, runtime: Runtime,
             process_task_settled(engine, job_id, seqs, runtime)
             if view is not None:
                 view.show(read_snapshot(engine, job_id))
-    return RunReport(job_summary(engine, job_id), time.perf_counter() - started)
+    # A continued job's rate would count the tokens of the run before: none is given.
+    return RunReport(job_summary(engine, job_id), time.perf_counter() - started if fresh else 0.0)

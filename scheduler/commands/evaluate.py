@@ -108,21 +108,25 @@ def _views() -> ProgressView:
 def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
     """`run --resume JOB` (or a sweep id: each of its jobs in order): the jobs' stored
     options, so no other option than --device may be given."""
-    from click.core import ParameterSource
-
     from lensbatch.store.sweeps import sweep_jobs
     from scheduler.local import resume_jobs_local
 
     given = [param.opts[0] if param.opts[0].startswith("-") else param.opts[0].upper()
              for param in ctx.command.params
-             if param.name not in ("resume", "device") and param.name is not None
-             and ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT)]
+             if param.name not in (None, "resume", "device") and _given(ctx, param.name)]
     if given:
         raise UserError(f"--resume continues a job with its stored options and corpus; "
                         f"leave out {', '.join(given)}")
     state = invocation(ctx)
     job_ids = [member.job_id for member in sweep_jobs(state.engine, resume)] or [resume]
     return resume_jobs_local(state.engine, job_ids, device, _views, state.settings, resume)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the parameter `name` was given (on the command line or in the
+    environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:

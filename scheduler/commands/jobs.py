@@ -122,16 +122,24 @@ def resume(
                                          "recorded as failed.")] = False,
 ) -> None:
     """Queue again the documents of a job that have no result (after a broker loss).
+    Without a broker, `lensbatch run --resume JOB` continues the job here instead.
 
     Example: lensbatch resume 3f2a9c1e0b7d4e21 --failed
     """
+    from lensbatch.errors import BrokerUnavailable
     from lensbatch.store.jobs import plan_resume
     from lensbatch.store.queries import job_summary
     from scheduler.enqueue import check_broker, enqueue
 
     state = invocation(ctx)
     job_summary(state.engine, job)  # a wrong id is named before the broker is tried
-    check_broker(state.settings)  # before the job is touched: nothing changes without one
+    try:  # before the job is touched: nothing changes without one
+        check_broker(state.settings)
+    except BrokerUnavailable as exc:
+        if failed:  # `run --resume` leaves the documents failed for good as they are
+            raise
+        raise BrokerUnavailable(f"{exc}; to continue the job here, without a broker: "
+                                f"lensbatch run --resume {job}") from None
     plan = plan_resume(state.engine, job, failed_only=failed)
     enqueue(state.settings, plan.job_id, plan.tasks, plan.queue)
     kind = "failed documents" if failed else "documents"
