@@ -94,3 +94,10 @@ def with_document_limit(settings: Settings, max_document_bytes: int | None) -> S
     if max_document_bytes <= 0:
         raise JobSpecError(f"--max-document-bytes must be positive, got {max_document_bytes}")
     return replace(settings, max_document_bytes=max_document_bytes)
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the parameter `name` was given (on the command line or in the
+    environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

@@ -37,6 +37,7 @@ from scheduler.options import (
     Stride,
     TaskTokens,
     Windows,
+    given,
     job_spec,
     with_document_limit,
 )
@@ -111,22 +112,15 @@ def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
     from lensbatch.store.sweeps import sweep_jobs
     from scheduler.local import resume_jobs_local
 
-    given = [param.opts[0] if param.opts[0].startswith("-") else param.opts[0].upper()
+    extra = [param.opts[0] if param.opts[0].startswith("-") else param.opts[0].upper()
              for param in ctx.command.params
-             if param.name not in (None, "resume", "device") and _given(ctx, param.name)]
-    if given:
+             if param.name not in (None, "resume", "device") and given(ctx, param.name)]
+    if extra:
         raise UserError(f"--resume continues a job with its stored options and corpus; "
-                        f"leave out {', '.join(given)}")
+                        f"leave out {', '.join(extra)}")
     state = invocation(ctx)
     job_ids = [member.job_id for member in sweep_jobs(state.engine, resume)] or [resume]
     return resume_jobs_local(state.engine, job_ids, device, _views, state.settings, resume)
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether the parameter `name` was given (on the command line or in the
-    environment), not left at its default."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:

@@ -33,13 +33,21 @@ def print_jobs(engine: Engine) -> None:
     from lensbatch.store.queries import list_jobs
     from scheduler.output import write_rows
 
-    rows = [{"job": s.job_id, "model": s.model,
+    rows = [{"job": s.job_id, "model": s.model, "corpus": corpus_name(s.corpus),
              "sweep": "-" if s.sweep is None else f"{s.sweep.sweep_id}/{s.sweep.index + 1}",
              "status": s.status, "documents": f"{s.n_done}/{s.n_documents}", "loss": s.loss,
              "created": s.created_at.strftime("%Y-%m-%d %H:%M") if s.created_at else "-"}
             for s in list_jobs(engine)]
-    write_rows(rows, ("job", "model", "sweep", "status", "documents", "loss", "created"),
-               "table", sys.stdout)
+    write_rows(rows, ("job", "model", "corpus", "sweep", "status", "documents", "loss",
+                      "created"), "table", sys.stdout)
+
+
+def corpus_name(corpus: str) -> str:
+    """A job's corpus as `jobs` lists it: the file's or directory's name (- for standard
+    input)."""
+    from pathlib import PurePath
+
+    return PurePath(corpus).name or corpus
 
 
 def print_sweep(engine: Engine, sweep_id: str) -> None:
