@@ -109,6 +109,11 @@ def test_interrupted_run_continues_to_the_uninterrupted_numbers(
     kept = per_document(url, job_id)
     assert 0 < len(kept) < N_DOCUMENTS
     assert count(url, schema.document_failures, job_id) == 0  # nothing recorded lost
+    engine = create_engine(url)
+    with engine.connect() as connection:  # tasks sized for one process: progress moves
+        assert int(connection.scalar(select(schema.jobs.c.n_tasks).where(
+            schema.jobs.c.id == job_id)) or 0) >= 12
+    engine.dispose()
     assert "running" in lensbatch("status", job_id, env=env).stdout
 
     # `resume` without a broker names the local way
