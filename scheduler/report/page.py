@@ -15,6 +15,7 @@ from lensbatch.settings import DEFAULT_CACHE_DIR
 from lensbatch.store.queries import job_summary
 from lensbatch.store.report_data import job_record
 from lensbatch.store.sweeps import sweep_jobs
+from scheduler.report.activations import activations_section
 from scheduler.report.heads import HEAD_SECTIONS
 from scheduler.report.html import ReportContext, Section, page
 from scheduler.report.sections import (
@@ -30,10 +31,13 @@ from scheduler.report.tokens import hardest_section
 
 
 def sections() -> list[Section]:
-    """The page, in order. Per-head sections render only where the job has their rows."""
-    return [settings_section, model_card_section, corpus_section, *HEAD_SECTIONS,
-            loss_histogram_section, loss_vs_length_section, hardest_section,
-            top_induction_section]
+    """The page, in order: the findings first (corpus numbers with their intervals, the
+    top heads, the hardest documents), then the distributions and the activations, and
+    the model card and settings last. Per-head and activation sections render only
+    where the job has their rows."""
+    return [corpus_section, *HEAD_SECTIONS, hardest_section, loss_histogram_section,
+            loss_vs_length_section, top_induction_section, activations_section,
+            model_card_section, settings_section]
 
 
 def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR,
