@@ -116,7 +116,8 @@ def scatter_section(compared: Compared) -> str | None:
                            (f"loss under {names[0]}", f"loss under {names[1]}"),
                            "Per-document loss, first model against second")
     shown = "" if stride == 1 else f" ({len(a[::stride]):,} drawn, every {stride}th)"
-    body = (f"<p>Each point is one of the {len(a):,} documents both jobs scored{shown}. "
+    body = (f"<p>Each point is one of the {len(a):,} documents both jobs scored{shown}: "
+            f"across, its loss under {esc(names[0])}; up, under {esc(names[1])}. "
             f"Under the diagonal: lower loss under the second model "
             f'(<span id="scatter-lower">{int((b < a).sum())}</span> documents); above it: '
             f'lower under the first (<span id="scatter-higher">{int((b > a).sum())}</span>'
