@@ -7,6 +7,7 @@ returns an HTML fragment, or None when it has nothing to show. Images are base64
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -29,6 +30,8 @@ from scheduler.report.sections import (
 from scheduler.report.sweep import render_sweep
 from scheduler.report.tokens import hardest_section
 
+SECTION_HEAD = re.compile(r'<section id="([^"]+)"><h2>(.*?)</h2>')
+
 
 def sections() -> list[Section]:
     """The page, in order: the findings first (corpus numbers with their intervals, the
@@ -40,6 +43,13 @@ def sections() -> list[Section]:
             model_card_section, settings_section]
 
 
+def contents(parts: list[str]) -> str:
+    """A line of links to the page's sections, in order."""
+    found = (SECTION_HEAD.match(part) for part in parts)
+    links = " ".join(f'<a href="#{m.group(1)}">{m.group(2)}</a>' for m in found if m)
+    return f'<nav class="toc">{links}</nav>'
+
+
 def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR,
            rescore: bool = True) -> str:
     """The whole page as one HTML string; rescore: draw the hardest documents token by
@@ -47,9 +57,10 @@ def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR,
     summary = job_summary(engine, job_id)  # raises JobNotFound for a wrong id
     job = job_record(engine, job_id)
     ctx = ReportContext(engine, job_id, summary, job, cache_dir, rescore)
-    body = "".join(part for part in (fn(ctx) for fn in sections()) if part)
+    parts = [part for part in (fn(ctx) for fn in sections()) if part]
     return page(f"lensbatch report {job_id}",
-                f"lensbatch report: job {job_id} · {job['model']}", body)
+                f"lensbatch report: job {job_id} · {job['model']}",
+                contents(parts) + "".join(parts))
 
 
 def write_report(engine: Engine, report_id: str, output: Path,

@@ -168,6 +168,8 @@ def test_report_leads_with_the_findings(job_with_heads: tuple[Engine, str]) -> N
     assert ids.index("induction-heads") < ids.index("hardest-docs")
     assert ids.index("hardest-docs") < ids.index("loss-histogram")
     assert ids[-2:] == ["model", "settings"]
+    # the contents line at the top links every section, in the page's order
+    assert re.findall(r'<a href="#([^"]+)">', page.split("</nav>")[0]) == ids
     corpus = page.split('<section id="corpus">')[1].split("</section>")[0]
     assert re.search(r"<th>loss \(token-weighted, nats\)</th><td>[\d.]+ \[[\d.]+, [\d.]+\]",
                      corpus)  # with its 95% interval
