@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +64,7 @@ def stored_bytes(work: Path, count: int) -> tuple[int, float]:
     with engine.begin() as connection:
         connection.execute(schema.jobs.insert().values(
             id="bench", model="gpt2", settings={}, status="done", corpus="-",
-            n_documents=0, n_tasks=0, created_at=datetime.now(timezone.utc)))
+            n_documents=0, n_tasks=0, created_at=datetime.now(UTC)))
     with engine.begin() as connection:  # the job's first task: rows inserted
         merge_tops(connection, "bench", tops, K)
     later = [synthetic_top(top.hook, GPT2_MLP, K, count, 100 + i) for i, top in enumerate(tops)]

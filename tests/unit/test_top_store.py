@@ -135,7 +135,7 @@ def test_top_and_neurons_read_back(tmp_path: Path) -> None:
     assert [json.loads(line)["neuron"] for line in listed.stdout.splitlines()] == [
         r.neuron for r in ranked[:3]]
     for args, message in (
-            (("top", job_id, "resid_post0", "1"), "no top activations for blocks.0.hook_resid_post"),
+            (("top", job_id, "resid_post0", "1"), "no top activations for blocks.0.hook_resid"),
             (("top", job_id, "hook_embed", "9999"), "hook_embed has no neuron 9999"),
             (("top", job_id, "hook_embed", "x"), "neuron must be INDEX or HEAD.INDEX"),
             (("top", job_id, "nonsense", "1"), "unknown hook 'nonsense'"),
