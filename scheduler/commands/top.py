@@ -67,6 +67,7 @@ def top(ctx: typer.Context, job: JobId, hook: Hook, neuron: Neuron,
     Example: lensbatch top 3f2a9c1e0b7d4e21 blocks.1.mlp.hook_post 17
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from lensbatch.hooks import one_hook
     from lensbatch.store.top_queries import neuron_top
@@ -90,8 +91,10 @@ def top(ctx: typer.Context, job: JobId, hook: Hook, neuron: Neuron,
                   f"density (above zero) {density}")
     for context in found.contexts:
         shown = cut(context, spans[context.seq], bos, window)
-        console.print(f"{context.rank:>3}  {context.value:>10.4f}  {context.doc_id} "
-                      f"@{context.position}  {shown.markup()}")
+        # On a terminal the token is shown reversed; elsewhere between [[ and ]].
+        text = shown.markup() if console.is_terminal else escape(shown.plain())
+        console.print(f"{context.rank:>3}  {context.value:>10.4f}  {escape(context.doc_id)} "
+                      f"@{context.position}  {text}")
 
 
 def neurons(ctx: typer.Context, job: JobId, hook: Hook, limit: Limit = 20,

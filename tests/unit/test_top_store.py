@@ -130,6 +130,8 @@ def test_top_and_neurons_read_back(tmp_path: Path) -> None:
     assert all(r["token"] for r in rows)
     table = lensbatch("top", job_id, "z1", "2.5", env=env)
     assert table.returncode == 0 and "blocks.1.attn.hook_z neuron head 2, index 5" in table.stdout
+    marked = lensbatch("top", job_id, "hook_embed", str(ranked[0].neuron), env=env).stdout
+    assert f"[[{rows[0]['token']}]]" in marked  # not a terminal: the token between [[ ]]
     listed = lensbatch("neurons", job_id, "hook_embed", "--limit", "3", "--format", "jsonl",
                        env=env)
     assert [json.loads(line)["neuron"] for line in listed.stdout.splitlines()] == [
