@@ -4,31 +4,61 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from scheduler.context import invocation
 from scheduler.options import Format, JobId, Output
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+Activations = Annotated[bool, typer.Option(
+    "--activations", help="The job's activation statistics instead (jobs run with "
+    "--activations HOOK --stats STAT): doc_id, hook, layer, head, stat, value.")]
+
 
 def results(ctx: typer.Context, job: JobId, fmt: Format = "table",
-            output: Output = None) -> None:
-    """Per-document metrics of a job.
+            output: Output = None, activations: Activations = False) -> None:
+    """Per-document metrics of a job, with the documents' own JSONL fields (metadata)
+    as the last columns.
 
     Example: lensbatch results 3f2a9c1e0b7d4e21 --format parquet --output results.parquet
     """
-    from lensbatch.store.queries import RESULT_COLUMNS, job_summary, result_rows
+    from lensbatch.store.queries import result_layout, result_rows
     from scheduler.output import emit_rows
 
     engine = invocation(ctx).engine
-    job_summary(engine, job)  # raises JobNotFound for a wrong id
+    layout = result_layout(engine, job)  # raises JobNotFound for a wrong id
+    if activations:
+        activation_results(engine, job, fmt, output)
+        return
     if fmt == "parquet" and output is not None:  # streamed in blocks, whatever the job's size
         from scheduler.export import write_results_parquet
 
         write_results_parquet(engine, job, output)
         return
-    emit_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, output)
+    emit_rows(result_rows(engine, job), layout.columns, fmt, output)
+
+
+def activation_results(engine: Engine, job: str, fmt: str, output: str | None) -> None:
+    """`results JOB --activations`: one row per document, hook, layer, head and stat."""
+    from lensbatch.errors import UserError
+    from lensbatch.store.activations import ACTIVATION_COLUMNS, activation_rows, has_activations
+    from scheduler.output import emit_rows
+
+    if not has_activations(engine, job):
+        raise UserError(f"job {job} kept no activation statistics (run or submit it with "
+                        "--activations HOOK --stats STAT)")
+    if fmt == "parquet" and output is not None:
+        from scheduler.export import ACTIVATION_TYPES, write_parquet
+
+        write_parquet(activation_rows(engine, job), ACTIVATION_COLUMNS, output,
+                      ACTIVATION_TYPES)
+        return
+    emit_rows(activation_rows(engine, job), ACTIVATION_COLUMNS, fmt, output)
 
 
 PerDocument = Annotated[bool, typer.Option(
