@@ -90,7 +90,8 @@ def job_moments(engine: Engine, job_id: str) -> dict[str, float]:
         return moments(connection, job_id)
 
 
-def list_jobs(engine: Engine, limit: int = 50) -> list[JobSummary]:
+def list_jobs(engine: Engine, limit: int | None = 50) -> list[JobSummary]:
+    """The newest `limit` jobs, newest first (None: every job)."""
     with engine.connect() as connection:
         jobs = connection.execute(
             select(schema.jobs).order_by(schema.jobs.c.created_at.desc()).limit(limit)
