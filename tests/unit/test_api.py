@@ -20,6 +20,7 @@ import lensbatch
 from lensbatch.errors import DatabaseUnavailable, JobNotFound, UserError
 from lensbatch.store import schema
 from tests.cli import lensbatch as run_cli
+from tests.cli import run_without_torch
 from tests.unit.test_readme import ROOT, fenced
 
 DOCS = [
@@ -203,3 +204,13 @@ def test_the_documented_example_runs(tmp_path: Path) -> None:
     engine.dispose()
     assert stored == pytest.approx(expected, abs=1e-6)
     assert math.isclose(rescored, stored, rel_tol=RELATIVE)
+
+
+def test_frames_need_neither_torch_nor_transformerlens(
+        database: tuple[str, dict[str, str]]) -> None:
+    url, jobs = database
+    printed = run_without_torch(
+        f"import lensbatch\ndb = lensbatch.open({url!r})\n"
+        f"print(len(db.results({jobs['toy-induction']!r})), len(db.jobs()), "
+        f"len(db.activations({jobs['toy-induction']!r})))")
+    assert printed.split() == [str(len(DOCS)), str(len(MODELS)), str(2 * len(DOCS))]
