@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 __all__ = ["Database", "__version__", "open"]
 
 
-def open(url: str | None = None) -> Database:  # noqa: A001 - lensbatch.open, as io.open
+def open(url: str | None = None) -> Database:
     """The lensbatch database at `url` (a SQLAlchemy URL), or the CLI's: the
     LENSBATCH_DATABASE_URL variable, else sqlite:///lensbatch.db in the current
     directory. A missing SQLite file is an error, never created. See docs/api.md."""

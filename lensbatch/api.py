@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from lensbatch.errors import DatabaseUnavailable, UserError
 from lensbatch.jobspec import JobSpec
@@ -42,7 +43,7 @@ def missing_sqlite_file(url: str) -> str | None:
     server's URL, an in-memory database, or a file that is there)."""
     try:
         parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - the engine names a bad URL itself
+    except (ArgumentError, ValueError):  # not a URL (or a bad port): the engine names it
         return None
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":

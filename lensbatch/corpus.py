@@ -43,8 +43,10 @@ class Doc:
     text: str
     source: str  # the file it came from
     where: str  # file and line, for messages
-    # the JSONL object's other fields (lensbatch/docmeta.py); None when it has none
+    # the JSONL object's other fields (lensbatch/docmeta.py) and their JSON text; None
+    # when it has none
     metadata: dict[str, Any] | None = None
+    metadata_json: str | None = None
 
 
 def _decode(raw: bytes, where: str) -> str:
@@ -115,7 +117,8 @@ def _jsonl_docs(stream: BinaryIO, name: str, limit: int) -> Iterator[Doc]:
         if size > limit:
             raise _too_large(where, size, limit)
         _utf8_size(str(raw_id), "'id'", where)
-        yield Doc(str(raw_id), text, name, where, document_metadata(obj, where))
+        metadata = document_metadata(obj, where)
+        yield Doc(str(raw_id), text, name, where, *(metadata or (None, None)))
 
 
 def _text_doc(path: Path, doc_id: str, limit: int) -> Doc:

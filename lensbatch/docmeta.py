@@ -22,41 +22,46 @@ MAX_FIELDS = 256  # distinct metadata fields in one corpus
 INT64 = (-(2**63), 2**63 - 1)
 KINDS = ("bool", "int", "float", "string", "json")
 Fields = list[tuple[str, str]]  # (field, kind) in first-seen order
+# One encoder for every document (json.dumps with options would build one per call).
+ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def _check_strings(value: Any, where: str) -> None:
-    """Every key and string of `value` valid Unicode with no NUL (as the text)."""
-    strings: Iterable[Any] = ()
+    """Every key and string of `value` holds no NUL (as the text)."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise CorpusError(f"{where}: a metadata field is not valid Unicode (lone "
-                              "surrogate)") from None
         if "\0" in value:
             raise CorpusError(f"{where}: a metadata field contains a NUL character "
                               "(U+0000); remove it (PostgreSQL cannot store one)")
         return
+    items: Iterable[Any] = ()
     if isinstance(value, dict):
-        strings = [*value.keys(), *value.values()]
+        items = [*value.keys(), *value.values()]
     elif isinstance(value, list):
-        strings = value
-    for item in strings:
+        items = value
+    for item in items:
         _check_strings(item, where)
 
 
-def document_metadata(obj: Mapping[str, Any], where: str) -> dict[str, Any] | None:
-    """The fields of a corpus object besides id and text, checked; None if it has none."""
+def document_metadata(obj: Mapping[str, Any], where: str) -> tuple[dict[str, Any], str] | None:
+    """The fields of a corpus object besides id and text, checked, and their JSON text
+    (as stored); None if it has none. One serialization checks them all: a number that
+    is not finite, a lone surrogate, and (where the text shows an escaped one) a NUL."""
     extra = {key: value for key, value in obj.items() if key not in RESERVED}
     if not extra:
         return None
-    _check_strings(extra, where)
     try:
-        json.dumps(extra, allow_nan=False)
+        serialized = ENCODER.encode(extra)
     except ValueError:
         raise CorpusError(f"{where}: a metadata field holds a number that is not finite "
                           "(NaN or Infinity)") from None
-    return extra
+    try:
+        serialized.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CorpusError(f"{where}: a metadata field is not valid Unicode (lone "
+                          "surrogate)") from None
+    if "\\u0000" in serialized:  # a NUL, or a backslash before "u0000": look closer
+        _check_strings(extra, where)
+    return extra, serialized
 
 
 def value_kind(value: Any) -> str | None:
@@ -113,7 +118,7 @@ def column_value(kind: str, value: Any) -> Any:
     if kind == "float":
         return float(value)
     if kind == "json" and not isinstance(value, str):
-        return json.dumps(value)  # as PostgreSQL's ->> gives the stored text
+        return json.dumps(value, ensure_ascii=False)  # as PostgreSQL's ->> gives it
     return value
 
 

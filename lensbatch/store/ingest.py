@@ -12,7 +12,6 @@ goes with its job_documents row.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from sqlalchemy import (
@@ -89,7 +88,7 @@ def _copy_chunk(connection: Connection, job_ids: list[str], first_seq: int,
             for i, doc in enumerate(docs):
                 copy.write_row((first_seq + i, doc.doc_id, doc.source,
                                 content_hash(doc.text), doc.text, len(doc.text),
-                                None if doc.metadata is None else json.dumps(doc.metadata)))
+                                doc.metadata_json))
     d, jd = schema.documents, schema.job_documents
     connection.execute(
         INSERTS["postgresql"](d).from_select(
