@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -23,7 +24,7 @@ from tests.cli import lensbatch as run_cli
 from tests.cli import run_without_torch
 from tests.unit.test_readme import ROOT, fenced
 
-DOCS = [
+DOCS: list[dict[str, Any]] = [
     {"id": "cat", "text": "The cat sat on the mat. The cat sat on the mat. The cat sat.",
      "source": "nursery", "label": 1},
     {"id": "hooks", "text": "HookedTransformer is a library. We use HookedTransformer to "
