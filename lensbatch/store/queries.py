@@ -8,6 +8,7 @@ the per-document ones (`results`) stream.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, func, select
 
+from lensbatch.docmeta import Fields, column_names, column_value, stored_fields
 from lensbatch.metrics import HEAD_SCORE_NAMES, LISTED_METRICS, PROBE_SCORES
 from lensbatch.metrics import corpus_value as _corpus_value
 from lensbatch.store import schema
@@ -89,7 +91,8 @@ def job_moments(engine: Engine, job_id: str) -> dict[str, float]:
         return moments(connection, job_id)
 
 
-def list_jobs(engine: Engine, limit: int = 50) -> list[JobSummary]:
+def list_jobs(engine: Engine, limit: int | None = 50) -> list[JobSummary]:
+    """The newest `limit` jobs, newest first (None: every job)."""
     with engine.connect() as connection:
         jobs = connection.execute(
             select(schema.jobs).order_by(schema.jobs.c.created_at.desc()).limit(limit)
@@ -97,45 +100,93 @@ def list_jobs(engine: Engine, limit: int = 50) -> list[JobSummary]:
         return _summaries(connection, list(jobs))
 
 
-RESULT_COLUMNS = ("doc_id", *LISTED_METRICS)
+RESULT_COLUMNS = ("doc_id", *LISTED_METRICS)  # then a column per metadata field
 
 
-def _result_query(job_id: str) -> Select[Any]:
+@dataclass(frozen=True)
+class ResultLayout:
+    """The columns of a job's `results`: RESULT_COLUMNS, then one per metadata field of
+    its documents (lensbatch/docmeta.py), in first-seen order."""
+
+    fields: Fields  # (field, kind)
+
+    @property
+    def metadata_columns(self) -> list[str]:
+        return column_names(self.fields, RESULT_COLUMNS)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*RESULT_COLUMNS, *self.metadata_columns)
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Each metadata column's kind."""
+        return dict(zip(self.metadata_columns, (kind for _, kind in self.fields),
+                        strict=True))
+
+
+def result_layout(engine: Engine, job_id: str) -> ResultLayout:
+    """The job's result columns; JobNotFound for a wrong id."""
+    with engine.connect() as connection:
+        return ResultLayout(stored_fields(job_row(connection, job_id).metadata_fields))
+
+
+def _result_query(job_id: str, extra: tuple[Any, ...] = ()) -> Select[Any]:
     r, jd = schema.results, schema.job_documents
-    return (select(jd.c.doc_id, *(r.c[name] for name in LISTED_METRICS))
+    return (select(jd.c.doc_id, *(r.c[name] for name in LISTED_METRICS), *extra)
             .join(jd, (jd.c.job_id == r.c.job_id) & (jd.c.seq == r.c.seq))
             .where(r.c.job_id == job_id)
             .order_by(r.c.seq))
 
 
+def _with_metadata(row: Any, fields: Fields) -> tuple[Any, ...]:
+    """A row of _result_query with the metadata column last, that column spread into
+    one value per field."""
+    *values, stored = row
+    if isinstance(stored, str):  # a JSON column read as text by a driver
+        stored = json.loads(stored)
+    stored = stored or {}
+    return (*values, *(column_value(kind, stored.get(name)) for name, kind in fields))
+
+
 def result_batches(engine: Engine, job_id: str,
                    size: int = STREAM_ROWS) -> Iterator[list[tuple[Any, ...]]]:
     """The job's results in corpus order, `size` rows at a time, each row a tuple of
-    RESULT_COLUMNS (doc_id and every listed metric): a server-side cursor, so memory
-    does not grow with the job."""
+    result_layout(...).columns (doc_id, every listed metric, every metadata field): a
+    server-side cursor, so memory does not grow with the job."""
+    fields = result_layout(engine, job_id).fields
+    extra = (schema.job_documents.c.metadata,) if fields else ()
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=size).execute(
-            _result_query(job_id))
+            _result_query(job_id, extra))
         for partition in result.partitions():
-            yield [tuple(row) for row in partition]
+            if fields:
+                yield [_with_metadata(row, fields) for row in partition]
+            else:
+                yield [tuple(row) for row in partition]
 
 
 def result_rows(engine: Engine, job_id: str) -> Iterator[dict[str, Any]]:
-    """One dict per document with a result, in corpus order: doc_id and every listed
-    metric."""
+    """One dict per document with a result, in corpus order: doc_id, every listed
+    metric and every metadata field (result_layout's columns)."""
+    columns = result_layout(engine, job_id).columns
     for batch in result_batches(engine, job_id):
         for row in batch:
-            yield dict(zip(RESULT_COLUMNS, row, strict=True))
+            yield dict(zip(columns, row, strict=True))
 
 
 def result_csv(engine: Engine, job_id: str) -> Iterator[bytes] | None:
-    """On PostgreSQL, the job's results as CSV (RESULT_COLUMNS, no header, NULL an
-    unquoted empty field, floats in the shortest form that reads back exactly), in
-    corpus order, as COPY sends it, in chunks of about a megabyte: PostgreSQL formats
-    every row. None on other databases."""
+    """On PostgreSQL, the job's results as CSV (result_layout's columns, no header,
+    NULL an unquoted empty field, floats in the shortest form that reads back exactly;
+    a metadata field as PostgreSQL's ->> gives it), in corpus order, as COPY sends it,
+    in chunks of about a megabyte: PostgreSQL formats every row. None on other
+    databases."""
     if engine.dialect.name != "postgresql":
         return None
-    return _copy_out(engine, _result_query(job_id))
+    metadata = schema.job_documents.c.metadata
+    fields = result_layout(engine, job_id).fields
+    return _copy_out(engine, _result_query(job_id, tuple(
+        metadata[name].as_string() for name, _ in fields)))
 
 
 def _copy_out(engine: Engine, query: Select[Any]) -> Iterator[bytes]:

@@ -72,6 +72,9 @@ jobs = Table(
     Column("sweep_id", String(64), nullable=True, index=True),
     Column("sweep_index", Integer, nullable=True),
     Column("sweep_step", BigInteger, nullable=True),
+    # The metadata fields of the job's documents, [[field, kind], ...] in first-seen
+    # order (lensbatch/docmeta.py): the columns `results` adds.
+    Column("metadata_fields", JSON(none_as_null=True), nullable=True),
 )
 
 # Document texts, stored once whatever the number of jobs that use them.
@@ -88,7 +91,8 @@ documents = Table(
 # Which documents a job evaluates: seq is the position in the corpus (0-based) and is
 # what task messages carry; doc_id is the corpus's own id (or a generated one).
 # attempts counts the tasks that claimed the document (lensbatch/store/attempts.py);
-# claimed_by is the pool process (hostname:pid) that last claimed it alone, or null.
+# claimed_by is the pool process (hostname:pid) that last claimed it alone, or null;
+# metadata is the user's own fields of the document (lensbatch/docmeta.py).
 job_documents = Table(
     "job_documents",
     metadata,
@@ -100,6 +104,8 @@ job_documents = Table(
     Column("source", Text, nullable=False),
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("claimed_by", String(255), nullable=True),
+    # The corpus object's fields besides id and text ({"source": "wiki"}), or null.
+    Column("metadata", JSON(none_as_null=True), nullable=True),
     UniqueConstraint("job_id", "doc_id", name="uq_job_documents_doc_id"),
 )
 
