@@ -2,7 +2,7 @@
 hooks a job names with --top-activations (lensbatch/store/schema.py describes it).
 
 Revision ID: 0009_top_activations
-Revises: 0007_fleet_storage
+Revises: 0008_document_metadata
 Create Date: 2026-12-03
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_top_activations"
-down_revision = "0007_fleet_storage"
+down_revision = "0008_document_metadata"
 branch_labels = None
 depends_on = None
 
