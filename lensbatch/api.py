@@ -67,15 +67,10 @@ class Database:
         """Every job, newest first: JOB_COLUMNS (the headline metrics are corpus numbers
         over the documents done)."""
         import pandas as pd
-        from sqlalchemy import select
 
-        from lensbatch.store import schema
         from lensbatch.store.queries import list_jobs
 
-        with self.engine.connect() as connection:
-            corpora = dict(connection.execute(
-                select(schema.jobs.c.id, schema.jobs.c.corpus)).tuples().all())
-        rows = [{"job_id": s.job_id, "model": s.model, "corpus": corpora.get(s.job_id),
+        rows = [{"job_id": s.job_id, "model": s.model, "corpus": s.corpus,
                  "status": s.status, "n_documents": s.n_documents, "n_done": s.n_done,
                  **{m.name: _headline(s.value(m.name), m.kind)
                     for m in DOC_METRICS if m.headline},
@@ -102,7 +97,7 @@ class Database:
         and the induction probe's scores (`lensbatch heads`)."""
         import pandas as pd
 
-        from lensbatch.store.queries import HEAD_COLUMNS, head_rows
+        from lensbatch.store.head_queries import HEAD_COLUMNS, head_rows
 
         self._record(job)
         return pd.DataFrame(head_rows(self.engine, job), columns=list(HEAD_COLUMNS))

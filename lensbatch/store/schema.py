@@ -274,13 +274,11 @@ document_failures = Table(
                          ondelete="CASCADE"),
 )
 
-# The top activations of every neuron of the hooks a job names with --top-activations
-# (lensbatch/top.py): one row per (job, hook, layer, head, neuron), head NO_HEAD for a
-# hook without heads. `top_values`, `seqs` and `positions` are the K best entries, best
-# first, packed (lensbatch/store/top_packing.py); `max_value` the first of them, for
-# ordering in SQL; `histogram` the fixed-bin counts of every activation; n_positive of
-# the n_positions activations were above zero. Merged under the row's lock by each task
-# that writes results (lensbatch/store/top_rows.py).
+# The top activations of every neuron of a job's --top-activations hooks (lensbatch/top.py):
+# a row per (job, hook, layer, head, neuron), head NO_HEAD for a hook without heads;
+# the K best entries packed best first (lensbatch/store/top_packing.py), `max_value` the
+# first of them, `histogram` fixed-bin counts of every activation, n_positive of the
+# n_positions above zero. Merged under the row's lock (lensbatch/store/top_rows.py).
 top_activations = Table(
     "top_activations",
     metadata,

@@ -131,7 +131,7 @@ def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
 
 def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:
     """Each job's summary, then the commands that read it further."""
-    from lensbatch.store.queries import job_probe
+    from lensbatch.store.head_queries import job_probe
     from scheduler.compare_view import job_intervals
     from scheduler.output import summary_table
 

@@ -95,15 +95,15 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
     Example: lensbatch heads 3f2a9c1e0b7d4e21 --format parquet --output heads.parquet
     """
     from lensbatch.errors import UserError
-    from lensbatch.store.queries import (
+    from lensbatch.store.head_queries import (
         DOCUMENT_HEAD_COLUMNS,
         HEAD_COLUMNS,
         document_head_rows,
         has_document_heads,
         head_rows,
         job_probe,
-        job_summary,
     )
+    from lensbatch.store.queries import job_summary
     from lensbatch.store.report_data import model_card
     from scheduler.columns import (
         DOCUMENT_HEAD_KEY_COLUMNS,
