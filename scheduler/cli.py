@@ -17,7 +17,7 @@ from typing import NoReturn
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from lensbatch.errors import UserError
+from lensbatch.errors import JobNotFound, UserError
 from lensbatch.settings import url_host
 from lensbatch.store.errors import describe_db_error
 from scheduler.commands import compare, evaluate, jobs, results
@@ -45,6 +45,10 @@ def main() -> None:
     state = Invocation()
     try:
         app(obj=state)
+    except JobNotFound as exc:  # which database was read, so a wrong one is plain
+        from scheduler.database import not_found_line
+
+        fail(not_found_line(str(exc), state.settings.database_url))
     except UserError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:  # the database's, not the user's: one line all the same

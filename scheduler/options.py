@@ -14,6 +14,7 @@ import typer
 from lensbatch.errors import JobSpecError
 from lensbatch.jobspec import JobSpec
 from lensbatch.settings import Settings
+from scheduler.jobref import job_argument
 
 Corpus = Annotated[str, typer.Argument(help="A .jsonl, .txt/.md, a directory, or -.")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Built-in name, hub name or "
@@ -43,7 +44,8 @@ Queue = Annotated[str, typer.Option(help="Queue to send tasks to (cpu or gpu).")
 Format = Annotated[str, typer.Option("--format", "-f",
                                      help="table, csv, jsonl, or parquet (needs --output).")]
 Output = Annotated[str | None, typer.Option("--output", "-o", help="File to write.")]
-JobId = Annotated[str, typer.Argument(help="Job id.")]
+JobId = Annotated[str, typer.Argument(help="Job id, or its first characters (4 or more).",
+                                      callback=job_argument)]
 Activations = Annotated[str | None, typer.Option(
     help="Hooks to summarise, comma-separated: shorthand (pattern, resid_post, mlp_post, "
          "k6) or full names (blocks.0.attn.hook_pattern).")]

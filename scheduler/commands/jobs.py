@@ -11,6 +11,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from scheduler.context import invocation
+from scheduler.jobref import job_or_sweep_argument
 from scheduler.options import JobId
 
 console = Console()
@@ -68,7 +69,8 @@ def print_sweep(engine: Engine, sweep_id: str) -> None:
 def status(
     ctx: typer.Context,
     job: Annotated[str | None, typer.Argument(
-        help="Job id, or a sweep id (its jobs); default: recent jobs.")] = None,
+        help="Job id, or a sweep id (its jobs), or the first characters of one; default: "
+        "recent jobs.", callback=job_or_sweep_argument)] = None,
     watch: Annotated[bool, typer.Option(help="Live progress until the job finishes: "
                                         "documents, tokens, tokens/s, ETA, failed "
                                         "documents, active workers. Plain lines when "

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from scheduler.context import invocation
+from scheduler.jobref import job_or_sweep_argument
 from scheduler.options import Format, JobId, Output
 
 
@@ -57,6 +59,7 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
 
     engine = invocation(ctx).engine
     model = job_summary(engine, job).model  # raises JobNotFound for a wrong id
+    refuse_no_heads(engine, job)
     if per_document:
         if not has_document_heads(engine, job):
             raise UserError(f"job {job} kept no per-document head scores (run or submit "
@@ -74,9 +77,23 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
     emit_rows(rows, HEAD_COLUMNS, fmt, output, header=header)
 
 
+def refuse_no_heads(engine: Engine, job: str) -> None:
+    """One line for a job run with --no-heads: it has no head scores and no probe, and
+    never will (not "not run yet")."""
+    from lensbatch.errors import UserError
+    from lensbatch.jobspec import JobSpec
+    from lensbatch.store.report_data import job_record
+
+    if not JobSpec.from_json(job_record(engine, job)["settings"]).heads:
+        raise UserError(f"job {job} was run with --no-heads: it has no per-head scores and "
+                        "no induction probe (run it again without --no-heads for them)")
+
+
 def report(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(help="Job id, or a sweep id for the sweep's page.")],
+    job: Annotated[str, typer.Argument(help="Job id, or a sweep id for the sweep's page "
+                                            "(or the first characters of one).",
+                                       callback=job_or_sweep_argument)],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
         "report.html"),
     tokens: Annotated[bool, typer.Option(
