@@ -38,18 +38,25 @@ class Builtin:
     shape: ModelShape  # known without building the model
     n_ctx: int  # context length, tokens
     description: str
+    weights: str  # what its weights are, shown beside its numbers
 
 
+RANDOM_LOSS = 10.8  # ln 50257: the loss of a uniform guess over GPT-2's vocabulary
 BUILTINS = {b.name: b for b in (
     Builtin("gpt2-small-random", ModelShape(n_layers=12), 1024,
             "GPT-2 small's architecture with seeded random weights: real speed and "
-            "memory, meaningless predictions"),
+            "memory, meaningless predictions",
+            f"seeded random weights: an untrained model, loss ~ ln 50257 = {RANDOM_LOSS}"),
     Builtin("toy-induction", ModelShape(n_layers=2, has_mlp=False, has_norm=False), 1024,
             "two attention-only layers set by hand: a previous-token head (0.1) and an "
-            "induction head (1.2)"),
+            "induction head (1.2)",
+            "weights set by hand: a previous-token and an induction head, no language "
+            f"model; loss ~ ln 50257 = {RANDOM_LOSS} except on repeated text"),
     Builtin("toy-induction-ablated", ModelShape(n_layers=2, has_mlp=False, has_norm=False),
             1024, "toy-induction with its induction head (1.2) switched off (zero weights): it "
-            "predicts nothing, repeated text included; for comparisons"),
+            "predicts nothing, repeated text included; for comparisons",
+            "weights set by hand, its induction head switched off: it predicts nothing, "
+            f"loss ~ ln 50257 = {RANDOM_LOSS}"),
 )}
 # config.json keys that give a local checkpoint's context length.
 CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -26,7 +26,6 @@ from scheduler.options import (
     Dtype,
     HeadScores,
     MaxDocumentBytes,
-    Model,
     Models,
     ModelsFile,
     NoHeads,
@@ -40,6 +39,9 @@ from scheduler.options import (
 )
 
 console = Console()
+ScoreModel = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Built-in name, hub name or local checkpoint directory. "
+    f"Default: {JobSpec.model}.")]
 
 
 def run(
@@ -70,6 +72,8 @@ def run(
     from lensbatch.store.queries import job_probe
     from scheduler.compare_view import job_intervals
     from scheduler.local import run_jobs_local
+    from scheduler.model_notes import weights_line
+    from scheduler.nextsteps import job_lines, sweep_lines
     from scheduler.output import summary_table
     from scheduler.progress import ProgressView
     from scheduler.sweep import members
@@ -88,13 +92,22 @@ def run(
         console.print(summary_table(report.summary, report.seconds,
                                     job_probe(state.engine, job_id),
                                     job_intervals(state.engine, report.summary)))
+        if (note := weights_line(report.summary.model)) is not None:
+            print(note)
+    say_default_model(model, models, sys.stdout)
     sweep = reports[0].summary.sweep
-    if sweep is None:
-        print(f"results: lensbatch results {job_id}")
-        print(f"heads:   lensbatch heads {job_id}")
-    else:
-        print(f"report:  lensbatch report {sweep.sweep_id}")
-        print(f"compare: lensbatch compare {sweep.sweep_id}")
+    lines = (job_lines(job_id, not no_heads, state.db_option) if sweep is None
+             else sweep_lines(sweep.sweep_id, state.db_option))
+    print("\n".join(lines))
+
+
+def say_default_model(model: list[str] | None, models: str | None, out: TextIO) -> None:
+    """Which model a command chose when given none, and why (once it has succeeded:
+    a mistake stays one line)."""
+    if not model and not models:
+        from scheduler.model_notes import DEFAULT_MODEL_LINE
+
+        out.write(DEFAULT_MODEL_LINE + "\n")
 
 
 def submit(
@@ -144,6 +157,7 @@ def submit(
         if created.sweep_id is not None:
             sys.stderr.write(f"job {job.job_id}: {member.spec.model}\n")
     print(created.sweep_id or created.jobs[0].job_id)
+    say_default_model(model, models, sys.stderr)  # stdout is the id alone, for scripts
     if queue not in live_queues(state.engine):
         print_warning(f"no live worker consumes queue {queue} (none has sent a "
                       f"heartbeat in the last {WORKER_LIVE_SECONDS:.0f} s); the job waits "
@@ -210,7 +224,7 @@ def gpu_list(gpus: str | None, device: str) -> tuple[int, ...]:
 def score(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="The text to score (or @FILE to read one).")],
-    model: Model = JobSpec.model,
+    model: ScoreModel = None,
     device: Device = "auto",
     bos: Bos = None,
     activations: Activations = None,
@@ -222,6 +236,7 @@ def score(
     Example: lensbatch score "Hello TransformerLens! Hello TransformerLens!" -m toy-induction
     """
     from lensbatch.models import check_loadable
+    from scheduler.model_notes import weights_line
     from scheduler.output import score_report
     from worker.engine.device import pick_device
     from worker.engine.evaluate import analyse_tokens, tokenize
@@ -234,13 +249,17 @@ def score(
             raise UserError(f"cannot read {text[1:]}: {exc}") from None
     if not text:
         raise UserError("the text is empty")
-    spec = job_spec(JobSpec(model=model, prepend_bos=bos), activations, stats)
-    check_loadable(model)
-    bridge = load_model(model, str(pick_device(device)), "float32",
+    chosen = model or JobSpec.model
+    spec = job_spec(JobSpec(model=chosen, prepend_bos=bos), activations, stats)
+    check_loadable(chosen)
+    bridge = load_model(chosen, str(pick_device(device)), "float32",
                         invocation(ctx).settings.cache_dir)
     tokens = tokenize(bridge, [text], spec.prepend_bos)[0]
     (evaluation,) = analyse_tokens(bridge, [tokens], spec)
     str_tokens = [str(bridge.tokenizer.decode([t])) for t in tokens]
+    say_default_model([model] if model else None, None, sys.stdout)
+    if (note := weights_line(chosen)) is not None:
+        print(note)
     for line in score_report(str_tokens, evaluation):
         print(line)
 

@@ -86,6 +86,7 @@ def status(
     from lensbatch.store.queries import failed_documents, job_summary
     from lensbatch.store.sweeps import sweep_jobs
     from scheduler.compare_view import job_intervals
+    from scheduler.model_notes import weights_line
     from scheduler.output import summary_table, write_rows
 
     engine = invocation(ctx).engine
@@ -105,6 +106,8 @@ def status(
     summary = job_summary(engine, job)
     intervals = job_intervals(engine, summary) if summary.status in FINISHED else None
     console.print(summary_table(summary, intervals=intervals))
+    if (note := weights_line(summary.model)) is not None:
+        print(note)
     failed = failed_documents(engine, job)
     if failed:
         console.print(f"{len(failed)} failed documents (retry with: lensbatch resume {job} "

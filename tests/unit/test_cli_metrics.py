@@ -75,7 +75,8 @@ def test_run_then_heads(tmp_path: Path, sqlite_url: str, fmt: str) -> None:
     assert run.returncode == 0, run.stderr
     assert "induction probe loss" in run.stdout
     job_id = run.stdout.strip().splitlines()[-1].split()[-1]
-    assert run.stdout.strip().splitlines()[-1] == f"heads:   lensbatch heads {job_id}"
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("heads:   ") and last.endswith(f"lensbatch heads {job_id}")
     heads = lensbatch("heads", job_id, "--format", fmt, env=env)
     assert heads.returncode == 0, heads.stderr
     if fmt == "table":
