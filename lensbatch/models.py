@@ -182,7 +182,8 @@ def _builtin_model_types() -> frozenset[str] | None:
                 and isinstance(node.value.args[0], ast.List)):
             return frozenset(pair.elts[0].value for pair in node.value.args[0].elts
                              if isinstance(pair, ast.Tuple)
-                             and isinstance(pair.elts[0], ast.Constant))
+                             and isinstance(pair.elts[0], ast.Constant)
+                             and isinstance(pair.elts[0].value, str))
     return None
 
 

@@ -5,8 +5,9 @@ Commands live in scheduler/commands (evaluate.py, jobs.py, results.py, compare.p
 plain functions; this module only registers them. A database error that reaches main (a
 server stopped mid-way, a constraint violated) is one line too: the host and the kind
 of error, never the statement or its parameters; a file the user named that cannot be
-written or read is one line naming it. Settings are read once per invocation
-(scheduler/context.py) and passed down.
+written or read is one line naming it; a job that is not found is named with the
+database that was read. Settings are read once per invocation, with the app's own
+options `--db` and `--version` (scheduler/context.py), and passed down.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ def test_score_reproduces_the_seed_notebook_sections(tmp_path: Path) -> None:
     out = lensbatch("score", f"@{text}", "--model", "toy-induction",
                     "--activations", "pattern0", "--stats", "mean,absmax")
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
+    note, *lines = out.stdout.splitlines()
+    assert note.startswith("model toy-induction (weights set by hand")
     assert lines[0].startswith("tokens (112): ['<|endoftext|>', '##', ' Loading', ' Models'")
     assert re.fullmatch(r"loss: \d+\.\d{4} nats over 111 predictions", lines[1])
     assert re.fullmatch(r"accuracy: \d+/111", lines[2])
@@ -38,7 +39,8 @@ def test_score_reproduces_the_seed_notebook_sections(tmp_path: Path) -> None:
 def test_score_without_bos() -> None:
     out = lensbatch("score", "Hello TransformerLens!", "--model", "toy-induction", "--no-bos")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("tokens (5): ['Hello', ' Trans', 'former', 'Lens', '!']")
+    assert out.stdout.splitlines()[1].startswith(
+        "tokens (5): ['Hello', ' Trans', 'former', 'Lens', '!']")
     assert "accuracy: 0/4" in out.stdout
 
 

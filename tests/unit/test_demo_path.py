@@ -36,6 +36,11 @@ def fresh_shell() -> dict[str, str]:
     return {**env, "PATH": os.pathsep.join(path), "HF_HUB_OFFLINE": "1"}
 
 
+def next_steps(stdout: str) -> dict[str, str]:
+    """The next commands `run` printed, by label (`heads: CMD`)."""
+    return {m.group(1): m.group(2) for line in stdout.splitlines() if (m := NEXT.match(line))}
+
+
 def shell(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
@@ -50,7 +55,7 @@ def test_demo_then_its_next_commands_as_printed(tmp_path: Path) -> None:
     ran = shell(demo, tmp_path, env)
     assert ran.returncode == 0, ran.stderr
     assert (tmp_path / "lensbatch.db").is_file() and not (tmp_path / "demo.db").exists()
-    steps = dict(m.groups() for line in ran.stdout.splitlines() if (m := NEXT.match(line)))
+    steps = next_steps(ran.stdout)
     assert set(steps) == {"jobs", "results", "report", "heads"}, ran.stdout
     assert all(c.startswith(".venv/bin/lensbatch ") for c in steps.values()), steps
     job = steps["heads"].split()[-1]
@@ -68,12 +73,12 @@ def test_demo_then_its_next_commands_as_printed(tmp_path: Path) -> None:
 
 def test_the_program_is_named_as_it_can_be_called_again(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"{Path(LENSBATCH).parent}{os.pathsep}/usr/bin:/bin")
     assert program(LENSBATCH) == "lensbatch"  # on PATH: the short name
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert program(LENSBATCH) == LENSBATCH  # elsewhere: its whole path
     (tmp_path / ".venv").symlink_to(VENV)
-    monkeypatch.chdir(tmp_path)
     assert program(".venv/bin/lensbatch") == ".venv/bin/lensbatch"  # below here: relative
     assert program("/usr/bin/python3") == "lensbatch"  # not started as the script
 
@@ -85,7 +90,7 @@ def test_run_with_db_prints_commands_that_read_that_database(tmp_path: Path) -> 
     ran = shell(f"{LENSBATCH} --db {url} run {corpus} --model toy-induction --no-heads",
                 tmp_path, fresh_shell())
     assert ran.returncode == 0, ran.stderr
-    steps = dict(m.groups() for line in ran.stdout.splitlines() if (m := NEXT.match(line)))
+    steps = next_steps(ran.stdout)
     assert set(steps) == {"jobs", "results", "report"}  # --no-heads: no heads to show
     assert steps["jobs"] == f"{LENSBATCH} --db {url} jobs"
     listed = shell(steps["jobs"], tmp_path, fresh_shell())
