@@ -82,16 +82,33 @@ def resolve_any(engine: Engine, name: str) -> str:
     return ref.id
 
 
-# Argument callbacks (click runs them after the app's callback has read --db).
+# Argument callbacks (click runs them after the app's callback has read --db). A JOB
+# names a stored job, so its database must exist, whatever the command.
+
+def _engine(ctx: typer.Context) -> Engine:
+    from scheduler.database import require_database
+
+    state = invocation(ctx)
+    require_database(state.settings.database_url)
+    return state.engine
+
 
 def job_argument(ctx: typer.Context, value: str) -> str:
-    return resolve_job(invocation(ctx).engine, value, ctx.info_name or "")
+    return resolve_job(_engine(ctx), value, ctx.info_name or "")
 
 
 def job_or_sweep_argument(ctx: typer.Context, value: str | None) -> str | None:
-    return None if value is None else resolve_any(invocation(ctx).engine, value)
+    return None if value is None else resolve_any(_engine(ctx), value)
 
 
 def ids_argument(ctx: typer.Context, value: list[str]) -> list[str]:
-    engine = invocation(ctx).engine
+    engine = _engine(ctx)
     return [resolve_any(engine, name) for name in value]
+
+
+def has_heads(engine: Engine, job_id: str) -> bool:
+    """Whether the job was run with per-head scores and the probe (not --no-heads)."""
+    from lensbatch.jobspec import JobSpec
+    from lensbatch.store.report_data import job_record
+
+    return JobSpec.from_json(job_record(engine, job_id)["settings"]).heads

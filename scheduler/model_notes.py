@@ -4,6 +4,8 @@ command chose when no --model was given."""
 
 from __future__ import annotations
 
+from typing import TextIO
+
 from lensbatch.jobspec import JobSpec
 from lensbatch.models import BUILTINS
 
@@ -15,3 +17,10 @@ def weights_line(model: str) -> str | None:
     """`model NAME (what its weights are)` for a built-in, None for a real checkpoint."""
     builtin = BUILTINS.get(model)
     return None if builtin is None else f"model {model} ({builtin.weights})"
+
+
+def say_default_model(model: list[str] | None, models: str | None, out: TextIO) -> None:
+    """Which model a command chose when given none, and why (written once it has
+    succeeded: a mistake stays one line)."""
+    if not model and not models:
+        out.write(DEFAULT_MODEL_LINE + "\n")
