@@ -19,10 +19,11 @@ setup: $(STAMP)
 
 # Evaluate the sample corpus on an offline model: SQLite, no broker, no server.
 # toy-induction has an induction head by construction, so the induction numbers (and
-# `lensbatch heads JOB`) mean something.
+# `lensbatch heads JOB`) mean something. The job goes to the database every command
+# reads (lensbatch.db here, or LENSBATCH_DATABASE_URL), and `run` ends with the next
+# commands as they can be pasted (.venv/bin/lensbatch while .venv is not activated).
 demo: setup
-	LENSBATCH_DATABASE_URL=sqlite:///demo.db $(BIN)/lensbatch run corpus/sample.jsonl \
-		--model toy-induction
+	$(BIN)/lensbatch run corpus/sample.jsonl --model toy-induction
 
 # Redis and PostgreSQL binaries; the tests start their own servers on loopback.
 services:
@@ -42,5 +43,7 @@ lint: setup
 	$(BIN)/ruff check lensbatch worker scheduler migrations tests bench
 	$(BIN)/mypy lensbatch worker scheduler bench migrations tests
 
+# Removes the virtualenvs, the caches and lensbatch.db: the demo's job, and any other
+# job run here with the default database.
 clean:
-	rm -rf $(VENV) .venv-lmeval demo.db lensbatch.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lmeval lensbatch.db .pytest_cache .mypy_cache .ruff_cache

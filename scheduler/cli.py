@@ -5,8 +5,9 @@ Commands live in scheduler/commands (evaluate.py, jobs.py, results.py, compare.p
 plain functions; this module only registers them. A database error that reaches main (a
 server stopped mid-way, a constraint violated) is one line too: the host and the kind
 of error, never the statement or its parameters; a file the user named that cannot be
-written or read is one line naming it. Settings are read once per invocation
-(scheduler/context.py) and passed down.
+written or read is one line naming it; a job that is not found is named with the
+database that was read. Settings are read once per invocation, with the app's own
+options `--db` and `--version` (scheduler/context.py), and passed down.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NoReturn
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from lensbatch.errors import UserError
+from lensbatch.errors import JobNotFound, UserError
 from lensbatch.settings import url_host
 from lensbatch.store.errors import describe_db_error
 from scheduler.commands import compare, evaluate, jobs, results, top
@@ -45,6 +46,10 @@ def main() -> None:
     state = Invocation()
     try:
         app(obj=state)
+    except JobNotFound as exc:  # which database was read, so a wrong one is plain
+        from scheduler.database import not_found_line
+
+        fail(not_found_line(str(exc), state.settings.database_url))
     except UserError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:  # the database's, not the user's: one line all the same

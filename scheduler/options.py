@@ -14,6 +14,7 @@ import typer
 from lensbatch.errors import JobSpecError
 from lensbatch.jobspec import JobSpec
 from lensbatch.settings import Settings
+from scheduler.jobref import job_argument, job_or_sweep_argument
 
 Corpus = Annotated[str, typer.Argument(help="A .jsonl, .txt/.md, a directory, or -.")]
 OptionalCorpus = Annotated[str | None, typer.Argument(
@@ -21,7 +22,7 @@ OptionalCorpus = Annotated[str | None, typer.Argument(
 Resume = Annotated[str | None, typer.Option(
     "--resume", metavar="JOB", help="Continue a stored job (or a sweep's jobs) here: "
     "evaluate its documents without a result, with the job's own options and corpus, "
-    "and finish it. Only --device may be given with it.")]
+    "and finish it. Only --device may be given with it.", callback=job_or_sweep_argument)]
 Model = Annotated[str, typer.Option("--model", "-m", help="Built-in name, hub name or "
                                     "local checkpoint directory.")]
 Models = Annotated[list[str] | None, typer.Option(
@@ -49,7 +50,8 @@ Queue = Annotated[str, typer.Option(help="Queue to send tasks to (cpu or gpu).")
 Format = Annotated[str, typer.Option("--format", "-f",
                                      help="table, csv, jsonl, or parquet (needs --output).")]
 Output = Annotated[str | None, typer.Option("--output", "-o", help="File to write.")]
-JobId = Annotated[str, typer.Argument(help="Job id.")]
+JobId = Annotated[str, typer.Argument(help="Job id, or its first characters (4 or more).",
+                                      callback=job_argument)]
 Activations = Annotated[str | None, typer.Option(
     help="Hooks to summarise, comma-separated: shorthand (pattern, resid_post, mlp_post, "
          "k6) or full names (blocks.0.attn.hook_pattern).")]

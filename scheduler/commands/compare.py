@@ -12,6 +12,7 @@ from rich.console import Console
 
 from lensbatch.errors import UserError
 from scheduler.context import invocation
+from scheduler.jobref import ids_argument
 from scheduler.options import Device, Format, JobId, Output
 
 Part = Annotated[str, typer.Option(
@@ -22,7 +23,9 @@ Top = Annotated[int, typer.Option(help="Documents and heads listed per job.")]
 
 def compare(
     ctx: typer.Context,
-    ids: Annotated[list[str], typer.Argument(help="Two job ids or more, or a sweep id.")],
+    ids: Annotated[list[str], typer.Argument(
+        help="Two job ids or more, or a sweep id (or the first characters of each).",
+        callback=ids_argument)],
     fmt: Format = "table",
     output: Output = None,
     part: Part = "all",

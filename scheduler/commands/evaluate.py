@@ -27,7 +27,6 @@ from scheduler.options import (
     Dtype,
     HeadScores,
     MaxDocumentBytes,
-    Model,
     Models,
     ModelsFile,
     NoHeads,
@@ -50,6 +49,9 @@ if TYPE_CHECKING:
     from scheduler.progress import ProgressView
 
 console = Console()
+ScoreModel = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Built-in name, hub name or local checkpoint directory. "
+    f"Default: {JobSpec.model}.")]
 
 
 def run(
@@ -102,7 +104,7 @@ def run(
     except Interrupted as exc:
         sys.stderr.write(f"{exc}\n")
         raise typer.Exit(130) from None
-    _print_reports(ctx, reports)
+    _print_reports(ctx, reports, resume is None and not model and not models)
 
 
 def _views() -> ProgressView:
@@ -129,10 +131,13 @@ def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
     return resume_jobs_local(state.engine, job_ids, device, _views, state.settings, resume)
 
 
-def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:
+def _print_reports(ctx: typer.Context, reports: list[RunReport], chose_default: bool) -> None:
     """Each job's summary, then the commands that read it further."""
     from lensbatch.store.head_queries import job_probe
     from scheduler.compare_view import job_intervals
+    from scheduler.jobref import has_heads
+    from scheduler.model_notes import say_default_model, weights_line
+    from scheduler.nextsteps import job_lines, sweep_lines
     from scheduler.output import summary_table
 
     engine = invocation(ctx).engine
@@ -141,13 +146,17 @@ def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:
         console.print(summary_table(report.summary, report.seconds,
                                     job_probe(engine, job_id),
                                     job_intervals(engine, report.summary)))
+        if (note := weights_line(report.summary.model)) is not None:
+            print(note)
+    if chose_default:
+        say_default_model(None, None, sys.stdout)
     sweep = reports[0].summary.sweep
-    if sweep is None:
-        print(f"results: lensbatch results {job_id}")
-        print(f"heads:   lensbatch heads {job_id}")
-    else:
-        print(f"report:  lensbatch report {sweep.sweep_id}")
-        print(f"compare: lensbatch compare {sweep.sweep_id}")
+    db_option = invocation(ctx).db_option
+    lines = (job_lines(job_id, has_heads(engine, job_id), db_option) if sweep is None
+             else sweep_lines(sweep.sweep_id, db_option))
+    print("\n".join(lines))
+
+
 
 
 def submit(
@@ -182,6 +191,7 @@ def submit(
     from lensbatch.store.consumers import live_queues
     from lensbatch.store.jobs import create_jobs
     from scheduler.enqueue import check_broker, enqueue
+    from scheduler.model_notes import say_default_model
     from scheduler.output import print_warning
     from scheduler.sweep import members
 
@@ -200,6 +210,7 @@ def submit(
         if created.sweep_id is not None:
             sys.stderr.write(f"job {job.job_id}: {member.spec.model}\n")
     print(created.sweep_id or created.jobs[0].job_id)
+    say_default_model(model, models, sys.stderr)  # stdout is the id alone, for scripts
     if queue not in live_queues(state.engine):
         print_warning(f"no live worker consumes queue {queue} (none has sent a "
                       f"heartbeat in the last {WORKER_LIVE_SECONDS:.0f} s); the job waits "
@@ -266,7 +277,7 @@ def gpu_list(gpus: str | None, device: str) -> tuple[int, ...]:
 def score(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="The text to score (or @FILE to read one).")],
-    model: Model = JobSpec.model,
+    model: ScoreModel = None,
     device: Device = "auto",
     bos: Bos = None,
     activations: Activations = None,
@@ -278,6 +289,7 @@ def score(
     Example: lensbatch score "Hello TransformerLens! Hello TransformerLens!" -m toy-induction
     """
     from lensbatch.models import check_loadable
+    from scheduler.model_notes import say_default_model, weights_line
     from scheduler.output import score_report
     from worker.engine.device import pick_device
     from worker.engine.evaluate import analyse_tokens, tokenize
@@ -290,13 +302,17 @@ def score(
             raise UserError(f"cannot read {text[1:]}: {exc}") from None
     if not text:
         raise UserError("the text is empty")
-    spec = job_spec(JobSpec(model=model, prepend_bos=bos), activations, stats)
-    check_loadable(model)
-    bridge = load_model(model, str(pick_device(device)), "float32",
+    chosen = model or JobSpec.model
+    spec = job_spec(JobSpec(model=chosen, prepend_bos=bos), activations, stats)
+    check_loadable(chosen)
+    bridge = load_model(chosen, str(pick_device(device)), "float32",
                         invocation(ctx).settings.cache_dir)
     tokens = tokenize(bridge, [text], spec.prepend_bos)[0]
     (evaluation,) = analyse_tokens(bridge, [tokens], spec)
     str_tokens = [str(bridge.tokenizer.decode([t])) for t in tokens]
+    say_default_model([model] if model else None, None, sys.stdout)
+    if (note := weights_line(chosen)) is not None:
+        print(note)
     for line in score_report(str_tokens, evaluation):
         print(line)
 

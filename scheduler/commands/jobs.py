@@ -11,6 +11,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from scheduler.context import invocation
+from scheduler.jobref import job_or_sweep_argument
 from scheduler.options import JobId
 
 console = Console()
@@ -76,7 +77,8 @@ def print_sweep(engine: Engine, sweep_id: str) -> None:
 def status(
     ctx: typer.Context,
     job: Annotated[str | None, typer.Argument(
-        help="Job id, or a sweep id (its jobs); default: recent jobs.")] = None,
+        help="Job id, or a sweep id (its jobs), or the first characters of one; default: "
+        "recent jobs.", callback=job_or_sweep_argument)] = None,
     watch: Annotated[bool, typer.Option(help="Live progress until the job finishes: "
                                         "documents, tokens, tokens/s, ETA, failed "
                                         "documents, active workers. Plain lines when "
@@ -92,6 +94,7 @@ def status(
     from lensbatch.store.queries import failed_documents, job_summary
     from lensbatch.store.sweeps import sweep_jobs
     from scheduler.compare_view import job_intervals
+    from scheduler.model_notes import weights_line
     from scheduler.output import summary_table, write_rows
 
     engine = invocation(ctx).engine
@@ -111,6 +114,8 @@ def status(
     summary = job_summary(engine, job)
     intervals = job_intervals(engine, summary) if summary.status in FINISHED else None
     console.print(summary_table(summary, intervals=intervals))
+    if (note := weights_line(summary.model)) is not None:
+        print(note)
     failed = failed_documents(engine, job)
     if failed:
         console.print(f"{len(failed)} failed documents (retry with: lensbatch resume {job} "

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from scheduler.columns import AllColumns, Columns
 from scheduler.context import invocation
+from scheduler.jobref import job_or_sweep_argument
 from scheduler.options import Format, JobId, Output, given
 
 if TYPE_CHECKING:
@@ -116,6 +118,7 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
 
     engine = invocation(ctx).engine
     model = job_summary(engine, job).model  # raises JobNotFound for a wrong id
+    refuse_no_heads(engine, job)
     ranked = top is not None or given(ctx, "by")
     scores = [c for c in HEAD_COLUMNS if c not in ("layer", "head", "n_documents")]
     if ranked and per_document:
@@ -145,9 +148,22 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
               width=chosen.width)
 
 
+def refuse_no_heads(engine: Engine, job: str) -> None:
+    """One line for a job run with --no-heads: it has no head scores and no probe, and
+    never will (not "not run yet")."""
+    from lensbatch.errors import UserError
+    from scheduler.jobref import has_heads
+
+    if not has_heads(engine, job):
+        raise UserError(f"job {job} was run with --no-heads: it has no per-head scores and "
+                        "no induction probe (run it again without --no-heads for them)")
+
+
 def report(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(help="Job id, or a sweep id for the sweep's page.")],
+    job: Annotated[str, typer.Argument(help="Job id, or a sweep id for the sweep's page "
+                                            "(or the first characters of one).",
+                                       callback=job_or_sweep_argument)],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
         "report.html"),
     tokens: Annotated[bool, typer.Option(

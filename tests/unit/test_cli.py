@@ -74,8 +74,10 @@ def test_run_then_results_jsonl(tmp_path: Path, env, tiny_checkpoint: str) -> No
     assert len(csv_out) == 3
 
 
-def test_unknown_job(env) -> None:  # type: ignore[no-untyped-def]
-    user_error_line(lensbatch("results", "nope'; DROP TABLE jobs; --", env=env), "no job")
+def test_unknown_job(env, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    assert lensbatch("db", "upgrade", env=env).returncode == 0
+    user_error_line(lensbatch("results", "nope'; DROP TABLE jobs; --", env=env), "no job",
+                    f"in database {sqlite_url}")
 
 
 def test_inspect_prints_seed_shapes(tiny_checkpoint: str) -> None:

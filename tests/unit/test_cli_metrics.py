@@ -25,7 +25,8 @@ def test_score_reproduces_the_seed_notebook_sections(tmp_path: Path) -> None:
     out = lensbatch("score", f"@{text}", "--model", "toy-induction",
                     "--activations", "pattern0", "--stats", "mean,absmax")
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
+    note, *lines = out.stdout.splitlines()
+    assert note.startswith("model toy-induction (weights set by hand")
     assert lines[0].startswith("tokens (112): ['<|endoftext|>', '##', ' Loading', ' Models'")
     assert re.fullmatch(r"loss: \d+\.\d{4} nats over 111 predictions", lines[1])
     assert re.fullmatch(r"accuracy: \d+/111", lines[2])
@@ -38,7 +39,8 @@ def test_score_reproduces_the_seed_notebook_sections(tmp_path: Path) -> None:
 def test_score_without_bos() -> None:
     out = lensbatch("score", "Hello TransformerLens!", "--model", "toy-induction", "--no-bos")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("tokens (5): ['Hello', ' Trans', 'former', 'Lens', '!']")
+    assert out.stdout.splitlines()[1].startswith(
+        "tokens (5): ['Hello', ' Trans', 'former', 'Lens', '!']")
     assert "accuracy: 0/4" in out.stdout
 
 
@@ -75,7 +77,8 @@ def test_run_then_heads(tmp_path: Path, sqlite_url: str, fmt: str) -> None:
     assert run.returncode == 0, run.stderr
     assert "induction probe loss" in run.stdout
     job_id = run.stdout.strip().splitlines()[-1].split()[-1]
-    assert run.stdout.strip().splitlines()[-1] == f"heads:   lensbatch heads {job_id}"
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("heads:   ") and last.endswith(f"lensbatch heads {job_id}")
     heads = lensbatch("heads", job_id, "--format", fmt, env=env)
     assert heads.returncode == 0, heads.stderr
     if fmt == "table":

@@ -37,7 +37,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
                        "toy-induction-ablated", env=env)
     assert result.returncode == 0, result.stderr
     last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("compare: lensbatch compare ")
+    assert last.startswith("compare: ") and " compare " in last
     assert result.stdout.count("[low, high]: 95% interval") == 2  # both summaries
     return env, last.split()[-1], tmp
 

@@ -142,7 +142,8 @@ def test_status_watch_follows_a_job_in_plain_lines(tmp_path: Path, tiny_checkpoi
 
 @pytest.mark.parametrize("args", [["status", "nope", "--watch"]])
 def test_watch_unknown_job(args: list[str], tmp_path: Path) -> None:
-    result = subprocess.run([LENSBATCH, *args], capture_output=True, text=True,
-                            env={"LENSBATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-                                 **BARE_ENV})
-    assert result.returncode == 2 and "no job 'nope'" in result.stderr
+    env = {"LENSBATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", **BARE_ENV}
+    made = subprocess.run([LENSBATCH, "db", "upgrade"], capture_output=True, env=env)
+    assert made.returncode == 0
+    result = subprocess.run([LENSBATCH, *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "no job or sweep 'nope'" in result.stderr
