@@ -1,13 +1,13 @@
-"""The `lensbatch` command line: the app, its commands, and the one place errors become
-one line on standard error.
+"""The `lensbatch` command line: the app, its commands, and the one place errors become one
+line on standard error.
 
-Commands live in scheduler/commands (evaluate.py, jobs.py, results.py, compare.py) as
-plain functions; this module only registers them. A database error that reaches main (a
-server stopped mid-way, a constraint violated) is one line too: the host and the kind
-of error, never the statement or its parameters; a file the user named that cannot be
-written or read is one line naming it; a job that is not found is named with the
-database that was read. Settings are read once per invocation, with the app's own
-options `--db` and `--version` (scheduler/context.py), and passed down.
+Commands live in scheduler/commands (evaluate.py, single.py, jobs.py, results.py,
+compare.py, top.py) as plain functions; this module only registers them. A database
+error that reaches main (a server stopped mid-way, a constraint violated) is one line
+too: the host and the kind of error, never the statement or its parameters; a file the
+user named that cannot be written or read is one line naming it; a job that is not found
+is named with the database that was read. Settings are read once per invocation, with
+the app's own options `--db` and `--version` (scheduler/context.py), and passed down.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from lensbatch.errors import JobNotFound, UserError
 from lensbatch.settings import url_host
 from lensbatch.store.errors import describe_db_error
-from scheduler.commands import compare, evaluate, jobs, results, top
+from scheduler.commands import compare, evaluate, jobs, results, single, top
 from scheduler.context import Invocation, load_settings
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 for command in (evaluate.run, evaluate.submit, evaluate.worker, jobs.status, jobs.jobs,
-                results.results, results.heads, evaluate.score, evaluate.inspect,
+                results.results, results.heads, single.score, single.inspect,
                 jobs.resume, jobs.cancel, jobs.workers, results.report, results.export,
                 compare.compare, compare.tokens, top.top, top.neurons):
     app.command()(command)

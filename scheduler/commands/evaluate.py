@@ -1,4 +1,4 @@
-"""Commands that evaluate: `run` here, `submit` for workers, `worker`, `score`, `inspect`.
+"""Commands that evaluate a corpus: `run` here, `submit` for workers, and `worker`.
 
 Only what a command needs is imported when it runs, so `lensbatch --help` and `submit`
 never import torch.
@@ -7,7 +7,6 @@ never import torch.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -40,7 +39,6 @@ from scheduler.options import (
     TopK,
     Windows,
     given,
-    job_spec,
     with_document_limit,
 )
 
@@ -49,9 +47,6 @@ if TYPE_CHECKING:
     from scheduler.progress import ProgressView
 
 console = Console()
-ScoreModel = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Built-in name, hub name or local checkpoint directory. "
-    f"Default: {JobSpec.model}.")]
 
 
 def run(
@@ -272,67 +267,3 @@ def gpu_list(gpus: str | None, device: str) -> tuple[int, ...]:
     if device not in ("auto", "cuda"):
         raise UserError(f"--gpus needs --device cuda (or auto), got --device {device}")
     return tuple(int(item) for item in items)
-
-
-def score(
-    ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="The text to score (or @FILE to read one).")],
-    model: ScoreModel = None,
-    device: Device = "auto",
-    bos: Bos = None,
-    activations: Activations = None,
-    stats: Stats = None,
-) -> None:
-    """One text, as the seed notebook scores it: its tokens (with BOS), loss, accuracy,
-    induction hits and head summaries, and the selected activations' statistics.
-
-    Example: lensbatch score "Hello TransformerLens! Hello TransformerLens!" -m toy-induction
-    """
-    from lensbatch.models import check_loadable
-    from scheduler.model_notes import say_default_model, weights_line
-    from scheduler.output import score_report
-    from worker.engine.device import pick_device
-    from worker.engine.evaluate import analyse_tokens, tokenize
-    from worker.engine.models import load_model
-
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read {text[1:]}: {exc}") from None
-    if not text:
-        raise UserError("the text is empty")
-    chosen = model or JobSpec.model
-    spec = job_spec(JobSpec(model=chosen, prepend_bos=bos), activations, stats)
-    check_loadable(chosen)
-    bridge = load_model(chosen, str(pick_device(device)), "float32",
-                        invocation(ctx).settings.cache_dir)
-    tokens = tokenize(bridge, [text], spec.prepend_bos)[0]
-    (evaluation,) = analyse_tokens(bridge, [tokens], spec)
-    str_tokens = [str(bridge.tokenizer.decode([t])) for t in tokens]
-    say_default_model([model] if model else None, None, sys.stdout)
-    if (note := weights_line(chosen)) is not None:
-        print(note)
-    for line in score_report(str_tokens, evaluation):
-        print(line)
-
-
-def inspect(
-    ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Model name or directory.")],
-) -> None:
-    """Print a model's layers, heads, context and weight shapes, as the seed notebook does.
-
-    Example: lensbatch inspect gpt2-small-random
-    """
-    from lensbatch.models import check_loadable
-
-    check_loadable(model)  # offline and not cached: one line now, before torch loads
-    from scheduler.output import model_card_lines
-    from worker.engine.device import pick_device
-    from worker.engine.models import load_model, model_card
-
-    bridge = load_model(model, str(pick_device("cpu")), "float32",
-                        invocation(ctx).settings.cache_dir)
-    for line in model_card_lines(model_card(bridge)):
-        print(line)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from lensbatch.jobspec import JobSpec
 from lensbatch.metrics import DOC_METRICS
 from lensbatch.store import report_data
-from scheduler.output import architecture_rows
+from scheduler.model_card import architecture_rows
 from scheduler.report.html import ReportContext, esc, kv_table, num, section
 from scheduler.report.text import highlight, hits_at, load_tokenizer, token_spans
 
