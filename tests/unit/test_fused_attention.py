@@ -1,0 +1,114 @@
+"""The fused attention path against TransformerLens's own, on the architecture matrix.
+
+Per architecture (tests/architectures.py): with the fused path on, per-document losses,
+correct counts and every head summary equal the eager path's (float32, 1e-5 relative;
+counts exact), batched with right and with left padding, and padding changes nothing;
+a layer the path serves never builds its pattern (hook_pattern never runs), a layer it
+does not serve has a listed reason and runs TransformerLens's path. Grouped-query
+(llama, 2 key/value heads), multi-query (gpt-bigcode) and sliding windows (qwen2,
+mixtral) are rows of the matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import torch
+
+from lensbatch.evaluation import DocEvaluation
+from lensbatch.jobspec import JobSpec
+from tests.architectures import MATRIX
+from tests.matrix import TEXTS, max_relative, relative
+from worker.engine import attention_rules
+from worker.engine.attention import attention_mode, current_mode, served
+from worker.engine.evaluate import analyse_tokens, tokenize
+from worker.engine.models import load_model
+
+# Architectures the fused path must serve (every attention layer): a change of
+# transformers or TransformerLens that drops one fails here rather than going slow.
+FUSED = {"gpt2", "gpt-neox", "llama", "gemma", "qwen2", "mixtral", "gpt-bigcode"}
+
+
+@contextmanager
+def module_calls(model: Any) -> Iterator[set[str]]:
+    """The names of the model's hook points that run inside (a global module hook,
+    which hooks no hook point of its own, so it changes no path)."""
+    names = {id(hook): name for name, hook in model.hook_dict.items()}
+    seen: set[str] = set()
+
+    def spy(module: torch.nn.Module, args: Any, output: Any) -> None:
+        if id(module) in names:
+            seen.add(names[id(module)])
+
+    handle = torch.nn.modules.module.register_module_forward_hook(spy)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def worst_difference(first: list[DocEvaluation], second: list[DocEvaluation]) -> float:
+    """Largest relative difference of loss and head summaries; counts must be equal."""
+    worst = 0.0
+    for a, b in zip(first, second, strict=True):
+        assert a.metrics.n_correct == b.metrics.n_correct
+        assert a.metrics.n_tokens == b.metrics.n_tokens
+        assert a.hits == b.hits
+        worst = max(worst, relative(a.metrics.nll_sum, b.metrics.nll_sum),
+                    max_relative(a.heads, b.heads))
+    return worst
+
+
+def run(model: Any, docs: list[list[int]], spec: JobSpec, mode: str
+        ) -> tuple[dict[str, list[DocEvaluation]], set[str]]:
+    with attention_mode(mode), module_calls(model) as seen:
+        results = {side: analyse_tokens(model, docs, replace(spec, padding_side=side))
+                   for side in ("right", "left")}
+        results["alone"] = [analyse_tokens(model, [ids], spec)[0] for ids in docs]
+    return results, {name for name in seen if name.endswith(".hook_pattern")}
+
+
+@pytest.mark.parametrize("name", [arch.name for arch in MATRIX])
+def test_fused_equals_eager(name: str, matrix_checkpoint: Callable[[str], str]) -> None:
+    model = load_model(matrix_checkpoint(name), "cpu", "float32")
+    docs = tokenize(model, TEXTS, None)
+    spec = JobSpec(model=name)
+    eager, eager_patterns = run(model, docs, spec, "eager")
+    fused, fused_patterns = run(model, docs, spec, "fused")
+    for key in eager:
+        assert worst_difference(eager[key], fused[key]) <= 1e-5, key
+    for side in ("right", "left"):  # padding invariance on the fused path
+        assert worst_difference(fused["alone"], fused[side]) <= 1e-5, side
+    layers = served(model)
+    for layer, reason in layers.items():
+        pattern = f"blocks.{layer}.attn.hook_pattern"
+        assert pattern in eager_patterns
+        assert (pattern in fused_patterns) == (reason is not None), (layer, reason)
+        assert reason is None or reason in known_reasons()
+    if name in FUSED:
+        assert layers and all(reason is None for reason in layers.values())
+
+
+def known_reasons() -> set[str]:
+    return {*attention_rules.NOT_FUSED.values(), attention_rules.SOFTCAP,
+            attention_rules.SINKS, attention_rules.QK_NORM, attention_rules.GATED,
+            attention_rules.QUERY_SCALE, attention_rules.SUBCLASS}
+
+
+def test_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LENSBATCH_ATTENTION", raising=False)
+    assert current_mode() == "fused"
+    monkeypatch.setenv("LENSBATCH_ATTENTION", "eager")
+    assert current_mode() == "eager"
+    with attention_mode("fused"):
+        assert current_mode() == "fused"
+    monkeypatch.setenv("LENSBATCH_ATTENTION", "flash")
+    with pytest.raises(ValueError, match="LENSBATCH_ATTENTION must be one of eager, fused"):
+        current_mode()
+    with pytest.raises(ValueError, match="attention mode must be one of"):
+        with attention_mode("quick"):
+            pass
