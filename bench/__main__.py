@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.fused import fused_rows
 from bench.report import Row, print_table, write_json
 from bench.rows import (
     Options,
@@ -21,7 +22,7 @@ from bench.rows import (
     submit_rows,
 )
 
-ALL_ROWS = "abcdefghij"
+ALL_ROWS = "abcdefghijk"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
                                ("f", submit_rows), ("g", memory_rows), ("i", interval_rows),
-                               ("j", lmeval_group)):
+                               ("j", lmeval_group), ("k", fused_rows)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)

@@ -65,11 +65,17 @@ def worst_difference(first: list[DocEvaluation], second: list[DocEvaluation]) ->
 
 def run(model: Any, docs: list[list[int]], spec: JobSpec, mode: str
         ) -> tuple[dict[str, list[DocEvaluation]], set[str]]:
+    """The evaluations batched (right, left padding; fused also alone), and the hook
+    points that ran."""
     with attention_mode(mode), module_calls(model) as seen:
         results = {side: analyse_tokens(model, docs, replace(spec, padding_side=side))
                    for side in ("right", "left")}
-        results["alone"] = [analyse_tokens(model, [ids], spec)[0] for ids in docs]
-    return results, {name for name in seen if name.endswith(".hook_pattern")}
+        if mode == "fused":  # padding invariance on the fused path
+            results["alone"] = [analyse_tokens(model, [ids], spec)[0] for ids in docs]
+    return results, seen
+
+
+PATTERN_OR_SCORES = (".hook_pattern", ".hook_attn_scores")
 
 
 @pytest.mark.parametrize("name", [arch.name for arch in MATRIX])
@@ -77,17 +83,20 @@ def test_fused_equals_eager(name: str, matrix_checkpoint: Callable[[str], str]) 
     model = load_model(matrix_checkpoint(name), "cpu", "float32")
     docs = tokenize(model, TEXTS, None)
     spec = JobSpec(model=name)
-    eager, eager_patterns = run(model, docs, spec, "eager")
-    fused, fused_patterns = run(model, docs, spec, "fused")
-    for key in eager:
-        assert worst_difference(eager[key], fused[key]) <= 1e-5, key
-    for side in ("right", "left"):  # padding invariance on the fused path
+    eager, eager_hooks = run(model, docs, spec, "eager")
+    fused, fused_hooks = run(model, docs, spec, "fused")
+    # Every hook point that runs on TransformerLens's path runs on the fused one, but
+    # the pattern and the scores of the layers it serves.
+    missing = {n for n in eager_hooks - fused_hooks if not n.endswith(PATTERN_OR_SCORES)}
+    assert not missing
+    for side in ("right", "left"):
+        assert worst_difference(eager[side], fused[side]) <= 1e-5, side
         assert worst_difference(fused["alone"], fused[side]) <= 1e-5, side
     layers = served(model)
     for layer, reason in layers.items():
         pattern = f"blocks.{layer}.attn.hook_pattern"
-        assert pattern in eager_patterns
-        assert (pattern in fused_patterns) == (reason is not None), (layer, reason)
+        assert pattern in eager_hooks
+        assert (pattern in fused_hooks) == (reason is not None), (layer, reason)
         assert reason is None or reason in known_reasons()
     if name in FUSED:
         assert layers and all(reason is None for reason in layers.values())
@@ -96,7 +105,7 @@ def test_fused_equals_eager(name: str, matrix_checkpoint: Callable[[str], str]) 
 def known_reasons() -> set[str]:
     return {*attention_rules.NOT_FUSED.values(), attention_rules.SOFTCAP,
             attention_rules.SINKS, attention_rules.QK_NORM, attention_rules.GATED,
-            attention_rules.QUERY_SCALE, attention_rules.SUBCLASS}
+            attention_rules.QUERY_SCALE, attention_rules.KEY_SCALE, attention_rules.SUBCLASS}
 
 
 def test_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

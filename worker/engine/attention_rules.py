@@ -41,6 +41,7 @@ SINKS = "attention sinks: a learned logit joins each softmax (GPT-OSS)"
 QK_NORM = "QK norm: TransformerLens fires hook_q_normed / hook_k_normed in its own forward"
 GATED = "gated attention output (a sigmoid gate from the queries or the input)"
 QUERY_SCALE = "queries scaled by position after RoPE (Ministral 3)"
+KEY_SCALE = "keys scaled by a learned multiplier: TransformerLens fires its own hook_k (Falcon-H1)"
 SUBCLASS = "a bridge subclass with a forward of its own"
 
 
@@ -53,6 +54,8 @@ def _hf_reason(attn: AttentionBridge) -> str | None:
     rope = getattr(getattr(hf, "config", None), "rope_parameters", None)
     if isinstance(rope, dict) and rope.get("llama_4_scaling_beta") is not None:
         return QUERY_SCALE
+    if getattr(hf, "key_multiplier", None) is not None:
+        return KEY_SCALE
     return None
 
 

@@ -79,9 +79,26 @@ def _cuda_attend_with_lse(
         aligned = -(-n_key // 16) * 16
         bias = F.pad(mask, (0, aligned - n_key))[..., :n_key]
         bias = bias.expand(q.shape[0], q.shape[1], n_query, n_key)
-    out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
-        q, k, v, bias, True, 0.0, mask is None, scale=scale)
+    try:
+        out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
+            q, k, v, bias, True, 0.0, mask is None, scale=scale)
+    except RuntimeError:  # a shape or dtype the kernel refuses: the same, unfused
+        return _math_attend_with_lse(q, k, v, mask, scale)
     return out, lse[..., :n_query].float()
+
+
+def _math_attend_with_lse(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    scores = (q.float() @ k.float().transpose(-1, -2)) * scale
+    if mask is None:
+        causal = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~causal, torch.finfo(torch.float32).min)
+    else:
+        scores = scores + mask.float()
+    lse = torch.logsumexp(scores, -1)
+    out = torch.exp(scores - lse[..., None]) @ v.float()
+    return out.to(q.dtype), lse
 
 
 def _pair_attention(
