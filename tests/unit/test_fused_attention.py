@@ -104,7 +104,7 @@ def test_fused_equals_eager(name: str, matrix_checkpoint: Callable[[str], str]) 
 
 def known_reasons() -> set[str]:
     return {*attention_rules.NOT_FUSED.values(), attention_rules.SOFTCAP,
-            attention_rules.SINKS, attention_rules.QK_NORM, attention_rules.GATED,
+            attention_rules.SINKS, attention_rules.QK_NORM_AFTER_ROPE, attention_rules.GATED,
             attention_rules.QUERY_SCALE, attention_rules.KEY_SCALE, attention_rules.SUBCLASS}
 
 

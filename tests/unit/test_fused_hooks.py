@@ -18,8 +18,9 @@ from worker.engine.evaluate import analyse_tokens, tokenize
 from worker.engine.models import load_model
 
 # One per way in: JointQKV (plain and rotary) and position-embeddings attention with
-# grouped-query heads and a sliding window.
-NAMES = ["gpt2", "gpt-neox", "llama", "qwen2"]
+# grouped-query heads and a sliding window, with QK norms after (qwen3) and before
+# (olmo2) the heads are split.
+NAMES = ["gpt2", "gpt-neox", "llama", "qwen2", "qwen3", "olmo2"]
 PATTERN_OR_SCORES = (".hook_pattern", ".hook_attn_scores")
 
 
@@ -47,6 +48,8 @@ def test_other_hook_points_fire_with_the_same_values(
     for hook in ("blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_v",
                  "blocks.0.attn.hook_z", "blocks.1.hook_resid_post"):
         assert hook in caches["fused"]
+    if name in ("qwen3", "olmo2"):
+        assert "blocks.0.attn.hook_q_normed" in caches["fused"]
     for key in caches["eager"].keys():
         torch.testing.assert_close(caches["fused"][key], caches["eager"][key],
                                    rtol=1e-5, atol=1e-5)

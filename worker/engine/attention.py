@@ -172,7 +172,7 @@ def _joint_reconstruct(
     the scores, softmax and pattern replaced by the fused kernel."""
     if not _fused_now(bridge, layer, kwargs):
         return original(q, k, v, **kwargs)
-    cfg = bridge.config
+    cfg: Any = bridge.config
     n_heads = int(cfg.n_heads)
     n_kv = int(getattr(cfg, "n_key_value_heads", None) or n_heads)
     q, k, v, batch, n_pos, d_head = bridge._reshape_qkv_to_heads(q, k, v, n_heads, n_kv)
@@ -213,11 +213,52 @@ def _position_embeddings_forward(
     token = _CALL.set((bridge, layer))
     config._attn_implementation = ATTENTION_NAME
     try:
-        output = hf_attn(hidden_states=hidden_states, position_embeddings=embeddings, **kwargs)
+        with _normed_hooks(bridge):
+            output = hf_attn(hidden_states=hidden_states, position_embeddings=embeddings,
+                             **kwargs)
     finally:
         config._attn_implementation = before
         _CALL.reset(token)
     return bridge.hook_out(output[0]), None
+
+
+def _heads_first(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Hugging Face's [batch, pos, head, d_head] as TransformerLens norms it (a norm over
+    d_head alone, so the same numbers): [batch, head, pos, d_head]."""
+    return (args[0].transpose(1, 2), *args[1:])
+
+
+def _fire_normed(hook: torch.nn.Module, back: bool, module: torch.nn.Module, args: Any,
+                 output: torch.Tensor) -> torch.Tensor:
+    """A QK norm's output through the bridge's hook_q_normed / hook_k_normed, in the
+    layout TransformerLens gives it: flat [batch, pos, head * d_head], or [batch, head,
+    pos, d_head] (then handed back to Hugging Face as [batch, pos, head, d_head])."""
+    if output.ndim == 3:
+        return hook(output)
+    if back:  # normed heads first (_heads_first)
+        return hook(output).transpose(1, 2)
+    return hook(output.transpose(1, 2)).transpose(1, 2)  # per-head norms: normed as given
+
+
+@contextmanager
+def _normed_hooks(bridge: PositionEmbeddingsAttentionBridge) -> Iterator[None]:
+    """While the wrapped module runs, its QK norms (the bridge's own norm modules) see
+    what they see in TransformerLens's forward and fire the hook points it fires."""
+    heads_first = bridge._qk_norm_phase == "post_reshape" and not bridge._qk_norm_per_head
+    handles = []
+    for norm, hook in (("q_norm", getattr(bridge, "hook_q_normed", None)),
+                       ("k_norm", getattr(bridge, "hook_k_normed", None))):
+        module = bridge._modules.get(norm)
+        if hook is None or module is None:
+            continue
+        if heads_first:
+            handles.append(module.register_forward_pre_hook(_heads_first))
+        handles.append(module.register_forward_hook(partial(_fire_normed, hook, heads_first)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def fused_attention(
@@ -280,8 +321,8 @@ def install(model: TransformerBridge) -> dict[int, str | None]:
         if isinstance(attn, JointQKVAttentionBridge):
             attn._reconstruct_attention = partial(  # type: ignore[method-assign]
                 _joint_reconstruct, attn, layer, attn._reconstruct_attention)
-        else:
-            # nn.Module's own setattr: the bridge's would hand `forward` to the HF module.
-            torch.nn.Module.__setattr__(attn, "forward", partial(
+        elif isinstance(attn, PositionEmbeddingsAttentionBridge):
+            # Past the bridge's setattr, which would hand `forward` to the wrapped module.
+            object.__setattr__(attn, "forward", partial(
                 _position_embeddings_forward, attn, layer, attn.forward))
     return served(model)

@@ -3,7 +3,7 @@
 It serves exactly the bridge classes in SERVED, and of those only layers whose attention
 is softmax(scale * q.k + mask) @ v with a mask Hugging Face builds: anything between
 the scores and the softmax (softcapping, sinks), and anything TransformerLens's own
-forward does that the wrapped module's does not (QK-norm hooks, gates, query scaling),
+forward does that the wrapped module's does not (gates, query or key scaling),
 keeps TransformerLens's path. tests/unit/test_fused_attention.py holds each served
 architecture of the matrix to the eager path's numbers.
 """
@@ -38,7 +38,7 @@ NOT_FUSED: dict[str, str] = {
 }
 SOFTCAP = "logit softcapping: tanh between the scores and the softmax (Gemma 2)"
 SINKS = "attention sinks: a learned logit joins each softmax (GPT-OSS)"
-QK_NORM = "QK norm: TransformerLens fires hook_q_normed / hook_k_normed in its own forward"
+QK_NORM_AFTER_ROPE = "QK norm after RoPE (HunYuan): TransformerLens's own order"
 GATED = "gated attention output (a sigmoid gate from the queries or the input)"
 QUERY_SCALE = "queries scaled by position after RoPE (Ministral 3)"
 KEY_SCALE = "keys scaled by a learned multiplier: TransformerLens fires its own hook_k (Falcon-H1)"
@@ -67,8 +67,8 @@ def not_served_reason(attn: AttentionBridge) -> str | None:
     reason = _hf_reason(attn)
     if reason is not None or kind is not PositionEmbeddingsAttentionBridge:
         return reason
-    if "q_norm" in attn.submodules or "k_norm" in attn.submodules:
-        return QK_NORM
+    if getattr(attn.config, "qk_norm_after_rope", False):
+        return QK_NORM_AFTER_ROPE
     if getattr(attn.config, "gated_q_proj", False) or "gate" in attn.submodules:
         return GATED
     return None
