@@ -14,14 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from lensbatch.errors import SettingsError
 from lensbatch.evaluation import DocEvaluation
 from lensbatch.jobspec import JobSpec
+from lensbatch.store import schema
 from tests.architectures import MATRIX
+from tests.cli import count_rows, lensbatch, user_error_line
 from tests.matrix import TEXTS, max_relative, relative
 from worker.engine import attention_rules
 from worker.engine.attention import attention_mode, current_mode, served
@@ -130,8 +134,17 @@ def test_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     with attention_mode("fused"):
         assert current_mode() == "fused"
     monkeypatch.setenv("LENSBATCH_ATTENTION", "flash")
-    with pytest.raises(ValueError, match="LENSBATCH_ATTENTION must be one of eager, fused"):
+    with pytest.raises(SettingsError, match="LENSBATCH_ATTENTION must be one of eager, fused"):
         current_mode()
     with pytest.raises(ValueError, match="attention mode must be one of"):
         with attention_mode("quick"):
             pass
+
+
+def test_a_bad_setting_is_one_line(tmp_path: Path, sqlite_url: str) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "The lamp is lit."}\n')
+    env = {"LENSBATCH_DATABASE_URL": sqlite_url, "LENSBATCH_ATTENTION": "flash"}
+    user_error_line(lensbatch("run", str(corpus), "--model", "toy-induction", env=env),
+                    "LENSBATCH_ATTENTION must be one of eager, fused, not 'flash'")
+    assert count_rows(sqlite_url, schema.jobs) == 0

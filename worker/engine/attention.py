@@ -49,6 +49,7 @@ from transformer_lens.model_bridge.generalized_components.position_embeddings_at
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
+from lensbatch.errors import SettingsError
 from worker.engine.attention_rules import not_served_reason
 from worker.engine.fused_summaries import additive_mask, attend, per_query_from_lse
 from worker.engine.summaries import Positions
@@ -79,7 +80,7 @@ _CALL: ContextVar[tuple[AttentionBridge, int] | None] = ContextVar(
 def current_mode() -> str:
     mode = _MODE.get() or os.environ.get(ENV) or "fused"
     if mode not in MODES:
-        raise ValueError(f"{ENV} must be one of {', '.join(MODES)}, not {mode!r}")
+        raise SettingsError(f"{ENV} must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
 
 
@@ -311,7 +312,8 @@ def served(model: TransformerBridge) -> dict[int, str | None]:
 
 def install(model: TransformerBridge) -> dict[int, str | None]:
     """Give every attention layer the fused path that can serve it exactly (once per
-    model); returns `served(model)`."""
+    model); returns `served(model)`. A bad LENSBATCH_ATTENTION fails here, at load."""
+    current_mode()
     if model in _INSTALLED:
         return served(model)
     _INSTALLED.add(model)
