@@ -34,7 +34,8 @@ from worker.engine.models import load_model
 
 # Architectures the fused path must serve (every attention layer): a change of
 # transformers or TransformerLens that drops one fails here rather than going slow.
-FUSED = {"gpt2", "gpt-neox", "llama", "gemma", "qwen2", "mixtral", "gpt-bigcode"}
+FUSED = {"gpt2", "gpt-neox", "llama", "gemma", "qwen2", "mixtral", "gpt-bigcode", "falcon", "phi3",
+         "qwen3", "olmo2", "gemma3"}
 
 
 @contextmanager
