@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -30,21 +30,28 @@ from scheduler.options import (
     Models,
     ModelsFile,
     NoHeads,
+    OptionalCorpus,
     Queue,
+    Resume,
     Stats,
     Stride,
     TaskTokens,
     Windows,
+    given,
     job_spec,
     with_document_limit,
 )
+
+if TYPE_CHECKING:
+    from scheduler.local import RunReport
+    from scheduler.progress import ProgressView
 
 console = Console()
 
 
 def run(
     ctx: typer.Context,
-    corpus: Corpus,
+    corpus: OptionalCorpus = None,
     model: Models = None,
     models: ModelsFile = None,
     device: Device = "auto",
@@ -59,35 +66,75 @@ def run(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    resume: Resume = None,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
     With several models (`--model A --model B`, or `--models FILE`), one job per model
-    over the same documents, grouped under a sweep id.
+    over the same documents, grouped under a sweep id. Ctrl-C keeps every result written
+    and prints the command that continues: `lensbatch run --resume JOB`.
 
     Example: lensbatch run corpus/sample.jsonl --model toy-induction --activations pattern
     """
+    from scheduler.local import Interrupted, run_jobs_local
+
+    state = invocation(ctx)
+    try:
+        if resume is not None:
+            reports = _resume(ctx, resume, device)
+        elif corpus is None:
+            raise UserError("give a CORPUS to evaluate, or --resume JOB to continue a job")
+        else:
+            from scheduler.sweep import members
+
+            base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
+                           task_tokens=task_tokens, stride=stride, windows=windows,
+                           heads=not no_heads, dtype=dtype, head_scores=head_scores)
+            chosen = members(model, models, base, activations, stats)
+            settings = with_document_limit(state.settings, max_document_bytes)
+            reports = run_jobs_local(state.engine, corpus, chosen, device, _views, settings)
+    except Interrupted as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise typer.Exit(130) from None
+    _print_reports(ctx, reports)
+
+
+def _views() -> ProgressView:
+    """`run`'s progress, on standard error (standard output keeps the summaries)."""
+    from scheduler.progress import LOCAL_RUNNER, ProgressView
+
+    return ProgressView(sys.stderr, terminal=sys.stderr.isatty(), runner=LOCAL_RUNNER)
+
+
+def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
+    """`run --resume JOB` (or a sweep id: each of its jobs in order): the jobs' stored
+    options, so no other option than --device may be given."""
+    from lensbatch.store.sweeps import sweep_jobs
+    from scheduler.local import resume_jobs_local
+
+    extra = [param.opts[0] if param.opts[0].startswith("-") else param.opts[0].upper()
+             for param in ctx.command.params
+             if param.name not in (None, "resume", "device") and given(ctx, param.name)]
+    if extra:
+        raise UserError(f"--resume continues a job with its stored options and corpus; "
+                        f"leave out {', '.join(extra)}")
+    state = invocation(ctx)
+    job_ids = [member.job_id for member in sweep_jobs(state.engine, resume)] or [resume]
+    return resume_jobs_local(state.engine, job_ids, device, _views, state.settings, resume)
+
+
+def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:
+    """Each job's summary, then the commands that read it further."""
     from lensbatch.store.queries import job_probe
     from scheduler.compare_view import job_intervals
-    from scheduler.local import run_jobs_local
     from scheduler.output import summary_table
-    from scheduler.progress import ProgressView
-    from scheduler.sweep import members
 
-    base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
-                   task_tokens=task_tokens, stride=stride, windows=windows,
-                   heads=not no_heads, dtype=dtype, head_scores=head_scores)
-    chosen = members(model, models, base, activations, stats)
-    state = invocation(ctx)
-    settings = with_document_limit(state.settings, max_document_bytes)
-    reports = run_jobs_local(  # stdout keeps the summaries; progress goes to stderr
-        state.engine, corpus, chosen, device,
-        lambda: ProgressView(sys.stderr, terminal=sys.stderr.isatty()), settings)
+    engine = invocation(ctx).engine
     for report in reports:
         job_id = report.summary.job_id
         console.print(summary_table(report.summary, report.seconds,
-                                    job_probe(state.engine, job_id),
-                                    job_intervals(state.engine, report.summary)))
+                                    job_probe(engine, job_id),
+                                    job_intervals(engine, report.summary)))
     sweep = reports[0].summary.sweep
     if sweep is None:
         print(f"results: lensbatch results {job_id}")
