@@ -28,8 +28,9 @@ SERVED = (JointQKVAttentionBridge, JointQKVPositionEmbeddingsAttentionBridge,
 
 # Why a bridge class the matrix meets keeps TransformerLens's path.
 NOT_FUSED: dict[str, str] = {
-    "AttentionBridge": "the bridge runs Hugging Face's own eager attention module, which "
-                       "returns the pattern (GPT-J, GPT-Neo, OPT, XGLM, Llama 4, Gemma 4, ...)",
+    "AttentionBridge": "the bridge delegates attention to the wrapped module, which "
+                       "returns the pattern (GPT-J, GPT-Neo, OPT, XGLM, Llama 4, Gemma 4, "
+                       "toy-induction, ...)",
     "BloomAttentionBridge": "ALiBi: a per-head linear bias is added to the scores",
     "MPTALiBiAttentionBridge": "ALiBi: a per-head linear bias is added to the scores",
     "MLAAttentionBridge": "multi-head latent attention: queries/keys and values differ "
