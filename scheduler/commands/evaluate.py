@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from lensbatch.errors import UserError
+from lensbatch.hooks import split_list
 from lensbatch.jobspec import JobSpec
 from lensbatch.status import WORKER_LIVE_SECONDS
 from scheduler.context import invocation
@@ -36,6 +37,8 @@ from scheduler.options import (
     Stats,
     Stride,
     TaskTokens,
+    TopActivations,
+    TopK,
     Windows,
     given,
     job_spec,
@@ -66,6 +69,8 @@ def run(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    top_activations: TopActivations = None,
+    top_k: TopK = JobSpec.top_k,
     resume: Resume = None,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
@@ -89,7 +94,8 @@ def run(
 
             base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                            task_tokens=task_tokens, stride=stride, windows=windows,
-                           heads=not no_heads, dtype=dtype, head_scores=head_scores)
+                           heads=not no_heads, dtype=dtype, head_scores=head_scores,
+                           top_activations=split_list(top_activations), top_k=top_k)
             chosen = members(model, models, base, activations, stats)
             settings = with_document_limit(state.settings, max_document_bytes)
             reports = run_jobs_local(state.engine, corpus, chosen, device, _views, settings)
@@ -125,7 +131,7 @@ def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
 
 def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:
     """Each job's summary, then the commands that read it further."""
-    from lensbatch.store.queries import job_probe
+    from lensbatch.store.head_queries import job_probe
     from scheduler.compare_view import job_intervals
     from scheduler.output import summary_table
 
@@ -161,6 +167,8 @@ def submit(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    top_activations: TopActivations = None,
+    top_k: TopK = JobSpec.top_k,
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id, and warns
     on standard error when no live worker consumes the queue.
@@ -181,7 +189,8 @@ def submit(
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
                    heads=not no_heads, dtype=dtype, queue=queue,
-                   head_scores=head_scores)
+                   head_scores=head_scores, top_activations=split_list(top_activations),
+                   top_k=top_k)
     chosen = members(model, models, base, activations, stats)
     settings = with_document_limit(state.settings, max_document_bytes)
     check_broker(settings)
