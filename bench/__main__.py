@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.fused import fused_rows
 from bench.report import Row, print_table, write_json
 from bench.rows import (
     Options,
@@ -22,7 +23,7 @@ from bench.rows import (
     top_group,
 )
 
-ALL_ROWS = "abcdefghijn"
+ALL_ROWS = "abcdefghijkn"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
                                ("f", submit_rows), ("g", memory_rows), ("i", interval_rows),
-                               ("j", lmeval_group), ("n", top_group)):
+                               ("j", lmeval_group), ("k", fused_rows), ("n", top_group)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)

@@ -19,8 +19,9 @@ SUMMARIES = ("--activations", "resid_post,pattern", "--stats", "mean,norm")
 LARGE_BATCHES = ("--batch-tokens", "8192")
 
 
-def run_peak_rss_mb(corpus: Path, model: str, database: Path, extra: tuple[str, ...]) -> float:
-    env = {**os.environ, "LENSBATCH_DATABASE_URL": f"sqlite:///{database}"}
+def run_peak_rss_mb(corpus: Path, model: str, database: Path, extra: tuple[str, ...],
+                    env_extra: dict[str, str] | None = None) -> float:
+    env = {**os.environ, "LENSBATCH_DATABASE_URL": f"sqlite:///{database}", **(env_extra or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "bench.rss", LENSBATCH, "run", str(corpus), "--model", model,
          "--device", "cpu", *extra],

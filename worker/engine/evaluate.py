@@ -19,6 +19,7 @@ from lensbatch.evaluation import DocEvaluation, DocMetrics, InductionHit
 from lensbatch.jobspec import JobSpec
 from lensbatch.top import HookTop
 from worker.engine.adaptive import halve_on_oom, release_cached_memory
+from worker.engine.attention import summaries_to
 from worker.engine.batching import batch_budget, budget_batches
 from worker.engine.card import attention_layers
 from worker.engine.documents import HeadLayout, WindowScores, stitch
@@ -52,7 +53,8 @@ def score_windows(
         return collect_windows(launch_windows(model, windows, padding_side, reducer))
     reducer = BatchReducer(attention_layers(model), [], ())
     unembedding(model)  # checked once per model, before any reducing hook is on
-    with torch.inference_mode(), model.hooks(fwd_hooks=reducer.fwd_hooks()):
+    with torch.inference_mode(), model.hooks(fwd_hooks=reducer.fwd_hooks()), \
+            summaries_to(reducer):
         return collect_windows(launch_windows(model, windows, padding_side, reducer))
 
 
@@ -127,7 +129,8 @@ def scored_windows(
     windows = [w for i, toks in enumerate(docs)
                for w in document_windows(i, toks, n_ctx, spec.windows, spec.stride)]
     unembedding(model)  # checked once per model, before any reducing hook is on
-    with torch.inference_mode(), model.hooks(fwd_hooks=reducer.fwd_hooks()):
+    with torch.inference_mode(), model.hooks(fwd_hooks=reducer.fwd_hooks()), \
+            summaries_to(reducer):
         scores = _score_all(model, windows, spec, reducer, scorer)
     per_doc: list[list[WindowScores]] = [[] for _ in docs]
     for window, score in zip(windows, scores, strict=True):

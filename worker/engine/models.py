@@ -20,7 +20,7 @@ from lensbatch.errors import JobSpecError, ModelUnavailable
 from lensbatch.hooks import check_top_hooks, resolve_activations
 from lensbatch.models import Source, check_loadable, has_own_tokenizer, hub_name, model_source
 from lensbatch.settings import DEFAULT_CACHE_DIR
-from worker.engine import toy_induction
+from worker.engine import attention, toy_induction
 from worker.engine.card import loaded_shape, model_card
 from worker.engine.tokenizer import gpt2_tokenizer
 
@@ -89,6 +89,7 @@ def _load_model(name: str, device: str, dtype: str, cache_dir: str) -> Transform
     else:
         model = _boot_pretrained(name, torch_device, torch_dtype, cache_dir)
     model.eval()
+    attention.install(model)
     if model.tokenizer is None:
         model.set_tokenizer(gpt2_tokenizer(cache_dir))
     return model

@@ -3,7 +3,9 @@
 One BatchReducer serves every batch of a task: `start` gives it the batch's Positions,
 the model's forward pass calls its hooks (each reduces its activation to per-row sums
 and returns None, so nothing of the activation outlives the hook), and `finish`
-hands back the sums. No second pass, no activation cache.
+hands back the sums. No second pass, no activation cache. A layer that takes the fused
+attention path (worker/engine/attention.py, inside `summaries_to(reducer)`) has no
+pattern to hook: it hands the reducer its per-query summaries instead (`receive`).
 """
 
 from __future__ import annotations
@@ -50,16 +52,21 @@ class BatchReducer:
         self._heads.clear()
         self._moments.clear()
 
-    def _current(self) -> Positions:
+    def current(self) -> Positions:
         if self._positions is None:
             raise RuntimeError("BatchReducer hook called outside start() and finish()")
         return self._positions
 
     def _pattern(self, layer: int, pattern: torch.Tensor, hook: Any) -> None:
-        self._heads[layer] = head_sums(pattern, self._current())
+        self._heads[layer] = head_sums(pattern, self.current())
+
+    def receive(self, layer: int, per_query: torch.Tensor) -> None:
+        """A fused layer's summaries, [batch, 4, head, query] float32, in place of its pattern."""
+        counted = self.current().counted[:, :, None, :]
+        self._heads[layer] = torch.where(counted, per_query, 0.0).sum(-1)
 
     def _activation(self, name: str, kind: str, activation: torch.Tensor, hook: Any) -> None:
-        self._moments[name] = activation_moments(activation, kind, self._current(), self.stats)
+        self._moments[name] = activation_moments(activation, kind, self.current(), self.stats)
 
     def _top(self, name: str, activation: torch.Tensor, hook: Any) -> None:
         if self.top is not None:

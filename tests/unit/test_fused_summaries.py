@@ -1,0 +1,89 @@
+"""The per-head summaries from a fused kernel's logsumexp against the same summaries read
+off the full pattern (worker/engine/summaries.py), on random batches with right and
+left padding and many repeated tokens, and the fused output against eager attention."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from worker.engine import fused_summaries
+from worker.engine.fused_summaries import additive_mask, attend, per_query_from_lse
+from worker.engine.summaries import Positions, batch_positions, per_query_summaries
+
+
+def random_batch(seed: int, n_pos: int, side: str) -> tuple[torch.Tensor, Positions]:
+    """HF's additive 4D mask [batch, 1, pos, pos] (padding on `side`) and Positions."""
+    generator = torch.Generator().manual_seed(seed)
+    batch = 3
+    tokens = torch.randint(0, 7, (batch, n_pos), generator=generator)  # many repeats
+    lengths = torch.tensor([n_pos, max(1, n_pos // 2), max(1, n_pos - 3)])
+    index = torch.arange(n_pos)
+    if side == "left":
+        first = n_pos - lengths
+        valid = index[None] >= first[:, None]
+    else:
+        first = torch.zeros(batch, dtype=torch.long)
+        valid = index[None] < lengths[:, None]
+    visible = torch.ones(n_pos, n_pos, dtype=torch.bool).tril() & valid[:, None, :]
+    mask = torch.where(visible, 0.0, torch.finfo(torch.float32).min)[:, None]
+    width = max(int(torch.bincount(row).max()) - 1 for row in tokens)
+    owned_to = first + lengths
+    positions = batch_positions(tokens, valid.long(), first, owned_to, first, width)
+    return mask, positions
+
+
+def counted(per_query: torch.Tensor, positions: Positions) -> torch.Tensor:
+    return torch.where(positions.counted[:, :, None, :], per_query, 0.0)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("n_pos", [1, 2, 9, 130])
+def test_summaries_from_lse_match_the_pattern(side: str, n_pos: int) -> None:
+    mask, positions = random_batch(n_pos, n_pos, side)
+    generator = torch.Generator().manual_seed(1)
+    q = torch.randn(3, 4, n_pos, 8, generator=generator) * 2
+    k = torch.randn(3, 4, n_pos, 8, generator=generator) * 2
+    scale = 8 ** -0.5
+    pattern = torch.softmax(q.double() @ k.double().transpose(-1, -2) * scale + mask, -1)
+    args = (positions.induction_keys, positions.induction_listed, positions.first)
+    expected = per_query_summaries(pattern, *args)
+    found = per_query_from_lse(q, k, mask, scale, args)
+    # Entropy is lse minus a term of about lse's size: float32's rounding of lse (here
+    # up to ~30) bounds its absolute error, about 1e-5, on peaked and flat rows alike.
+    torch.testing.assert_close(counted(found, positions), counted(expected.float(), positions),
+                               rtol=1e-5, atol=2e-5)
+
+
+def test_induction_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gathering one listed key at a time sums to the same as all at once."""
+    mask, positions = random_batch(5, 40, "left")
+    q, k = torch.randn(2, 3, 4, 40, 8)
+    args = (positions.induction_keys, positions.induction_listed, positions.first)
+    whole = per_query_from_lse(q, k, mask, 0.3, args)
+    monkeypatch.setattr(fused_summaries, "GATHER_ELEMENTS", 1)
+    torch.testing.assert_close(per_query_from_lse(q, k, mask, 0.3, args), whole)
+
+
+def test_causal_without_a_mask() -> None:
+    """No mask means causal: the same as the explicit causal mask."""
+    n_pos = 20
+    mask = torch.where(torch.ones(n_pos, n_pos, dtype=torch.bool).tril(), 0.0,
+                       torch.finfo(torch.float32).min)[None, None]
+    tokens = torch.randint(0, 5, (1, n_pos))
+    zero = torch.zeros(1, dtype=torch.long)
+    positions = batch_positions(tokens, torch.ones(1, n_pos, dtype=torch.long), zero,
+                                torch.full((1,), n_pos), zero, n_pos)
+    q, k, v = torch.randn(3, 1, 2, n_pos, 8)
+    args = (positions.induction_keys, positions.induction_listed, positions.first)
+    torch.testing.assert_close(per_query_from_lse(q, k, None, 0.4, args),
+                               per_query_from_lse(q, k, mask, 0.4, args))
+    torch.testing.assert_close(attend(q, k, v, None, 0.4), attend(q, k, v, mask, 0.4))
+
+
+def test_boolean_masks_become_additive() -> None:
+    keep = torch.tensor([[[[True, False], [True, True]]]])
+    additive = additive_mask(keep, 2, torch.bfloat16)
+    assert additive is not None and additive.dtype == torch.bfloat16
+    assert additive[0, 0, 0, 1] == torch.finfo(torch.bfloat16).min
+    assert additive[0, 0, 1].tolist() == [0.0, 0.0]
