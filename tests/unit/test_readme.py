@@ -115,10 +115,17 @@ def test_readme_examples_run(workdir: Path, tiny_checkpoint: str) -> None:
         if command.startswith("lensbatch run "):
             last = result.stdout.strip().splitlines()[-1]  # a sweep's ends with compare:
             env["SWEEP" if last.startswith("compare:") else "JOB"] = last.split()[-1]
+    rescores = 0
     for code in blocks("python", README):
         result = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env,
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"{code}\n{result.stderr}"
+        rescored = re.search(r"stored (\S+)  TransformerLens (\S+)", result.stdout)
+        if rescored:  # the Python API's example: a stored loss, scored again in TL
+            stored, again = map(float, rescored.groups())
+            assert abs(stored - again) <= 1e-5 * abs(stored), result.stdout
+            rescores += 1
+    assert rescores == 1  # the README's Python API example ran and printed both losses
     readme_run = next(c for c in console_commands(README) if c.startswith("lensbatch run "))
     check_example(README, "│ loss", printed[readme_run])
     check_example(CLI_PAGE, "Paired differences", printed["lensbatch compare $SWEEP"])
