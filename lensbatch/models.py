@@ -38,6 +38,7 @@ class Builtin:
     shape: ModelShape  # known without building the model
     n_ctx: int  # context length, tokens
     description: str
+    n_heads: int = 12  # attention heads per layer
 
 
 BUILTINS = {b.name: b for b in (
@@ -46,13 +47,15 @@ BUILTINS = {b.name: b for b in (
             "memory, meaningless predictions"),
     Builtin("toy-induction", ModelShape(n_layers=2, has_mlp=False, has_norm=False), 1024,
             "two attention-only layers set by hand: a previous-token head (0.1) and an "
-            "induction head (1.2)"),
+            "induction head (1.2)", n_heads=4),
     Builtin("toy-induction-ablated", ModelShape(n_layers=2, has_mlp=False, has_norm=False),
             1024, "toy-induction with its induction head (1.2) switched off (zero weights): it "
-            "predicts nothing, repeated text included; for comparisons"),
+            "predicts nothing, repeated text included; for comparisons", n_heads=4),
 )}
 # config.json keys that give a local checkpoint's context length.
 CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
+# config.json keys that give a local checkpoint's attention heads per layer.
+HEAD_KEYS = ("n_head", "num_attention_heads")
 
 # A local checkpoint with any of these has a tokenizer of its own.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "tokenizer_config.json")
@@ -243,3 +246,18 @@ def model_context(name: str) -> int | None:
         return BUILTINS[name].n_ctx
     config = checkpoint_config(name) if is_local_checkpoint(name) else {}
     return next((v for k in CONTEXT_KEYS if type(v := config.get(k)) is int), None)
+
+
+def model_heads(name: str) -> tuple[int, int] | None:
+    """(layers, attention heads per layer) as far as they are known without loading the
+    model: built-ins exactly, a local checkpoint from its config.json, a hub model not at
+    all (None: the worker checks the loaded model)."""
+    if name in BUILTINS:
+        builtin = BUILTINS[name]
+        return (builtin.shape.n_layers or 0), builtin.n_heads
+    if not is_local_checkpoint(name):
+        return None
+    config = checkpoint_config(name)
+    layers = model_shape(name).n_layers
+    heads = next((v for k in HEAD_KEYS if type(v := config.get(k)) is int), None)
+    return None if layers is None or heads is None else (layers, heads)

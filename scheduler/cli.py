@@ -36,7 +36,7 @@ app.add_typer(db_app, name="db")
 for command in (evaluate.run, evaluate.submit, evaluate.worker, jobs.status, jobs.jobs,
                 results.results, results.heads, evaluate.score, evaluate.inspect,
                 jobs.resume, jobs.cancel, jobs.workers, results.report, results.export,
-                compare.compare, compare.tokens):
+                compare.compare, compare.ablations, compare.tokens):
     app.command()(command)
 db_app.command("upgrade")(jobs.db_upgrade)
 

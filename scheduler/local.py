@@ -71,6 +71,7 @@ def run_jobs_local(
     is stored."""
     for member in members:  # offline and not cached: fail before torch loads
         check_loadable(member.spec.model)
+    from worker.engine.ablation import check_heads
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, resolve_hooks
     from worker.service import Runtime
@@ -81,6 +82,7 @@ def run_jobs_local(
                            settings.cache_dir)
         resolve_hooks(model, member.spec.activations)
         member.spec.check_stride(int(model.cfg.n_ctx))
+        check_heads(model, member.spec)
     created = create_jobs(engine, corpus, members, settings.max_document_bytes)
     reports = [_evaluate(engine, job, member.spec, runtime, views())
                for job, member in zip(created.jobs, members, strict=True)]

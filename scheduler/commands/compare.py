@@ -1,4 +1,5 @@
-"""Commands that set jobs side by side or look inside one document: `compare`, `tokens`."""
+"""Commands that set jobs side by side or look inside one document: `compare`,
+`ablations`, `tokens`."""
 
 from __future__ import annotations
 
@@ -56,6 +57,30 @@ def compare(
             if part in ("all", name):
                 out.write(f"\n{heading}\n")
                 write_rows(rows, columns, "table", out)
+
+
+def ablations(
+    ctx: typer.Context,
+    sweep: Annotated[str, typer.Argument(help="An ablation sweep's id (run or submit "
+                                              "--ablate-each-head).")],
+    fmt: Format = "table",
+    output: Output = None,
+) -> None:
+    """Rank an ablation sweep's heads by what ablating each costs: the loss increase
+    over the unablated job (token-weighted, paired by document), and the accuracy and
+    induction hit rate changes, each with its 95% interval.
+
+    Example: lensbatch ablations f12c7f45b96c4dd1 --format csv --output ablations.csv
+    """
+    from scheduler.ablation_view import COLUMNS, gather, heading, rows, table_rows
+    from scheduler.output import emit_rows
+
+    found = gather(invocation(ctx).engine, sweep)
+    if fmt == "table":
+        columns, text = table_rows(found)
+        emit_rows(text, columns, fmt, output, header=heading(found))
+        return
+    emit_rows(rows(found), COLUMNS, fmt, output)
 
 
 def tokens(

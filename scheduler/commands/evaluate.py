@@ -13,11 +13,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from lensbatch.ablation import parse_heads
 from lensbatch.errors import UserError
 from lensbatch.jobspec import JobSpec
 from lensbatch.status import WORKER_LIVE_SECONDS
 from scheduler.context import invocation
 from scheduler.options import (
+    Ablate,
+    AblateEachHead,
+    AblateLayers,
+    Ablation,
     Activations,
     BatchTokens,
     Bos,
@@ -59,6 +64,10 @@ def run(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    ablate: Ablate = None,
+    ablation: Ablation = JobSpec.ablation,
+    ablate_each_head: AblateEachHead = False,
+    ablate_layers: AblateLayers = None,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
@@ -72,18 +81,21 @@ def run(
     from scheduler.local import run_jobs_local
     from scheduler.output import summary_table
     from scheduler.progress import ProgressView
-    from scheduler.sweep import members
+    from scheduler.sweep import ablation_choice, members
 
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
-                   heads=not no_heads, dtype=dtype, head_scores=head_scores)
-    chosen = members(model, models, base, activations, stats)
+                   heads=not no_heads, dtype=dtype, head_scores=head_scores,
+                   ablate=parse_heads(ablate), ablation=ablation)
+    chosen = ablation_choice(members(model, models, base, activations, stats),
+                             ablate_each_head, ablate_layers)
     state = invocation(ctx)
     settings = with_document_limit(state.settings, max_document_bytes)
     reports = run_jobs_local(  # stdout keeps the summaries; progress goes to stderr
         state.engine, corpus, chosen, device,
         lambda: ProgressView(sys.stderr, terminal=sys.stderr.isatty()), settings)
-    for report in reports:
+    # An ablation sweep shows its unablated job; `ablations SWEEP` shows the rest.
+    for report in reports[:1] if ablate_each_head else reports:
         job_id = report.summary.job_id
         console.print(summary_table(report.summary, report.seconds,
                                     job_probe(state.engine, job_id),
@@ -92,9 +104,13 @@ def run(
     if sweep is None:
         print(f"results: lensbatch results {job_id}")
         print(f"heads:   lensbatch heads {job_id}")
-    else:
-        print(f"report:  lensbatch report {sweep.sweep_id}")
-        print(f"compare: lensbatch compare {sweep.sweep_id}")
+        return
+    if ablate_each_head:
+        print(f"{len(reports) - 1} heads ablated, one job each (about "
+              f"{sum(r.seconds for r in reports):.1f} s)")
+        print(f"ablations: lensbatch ablations {sweep.sweep_id}")
+    print(f"report:  lensbatch report {sweep.sweep_id}")
+    print(f"compare: lensbatch compare {sweep.sweep_id}")
 
 
 def submit(
@@ -114,6 +130,10 @@ def submit(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    ablate: Ablate = None,
+    ablation: Ablation = JobSpec.ablation,
+    ablate_each_head: AblateEachHead = False,
+    ablate_layers: AblateLayers = None,
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id, and warns
     on standard error when no live worker consumes the queue.
@@ -128,14 +148,15 @@ def submit(
     from lensbatch.store.jobs import create_jobs
     from scheduler.enqueue import check_broker, enqueue
     from scheduler.output import print_warning
-    from scheduler.sweep import members
+    from scheduler.sweep import ablation_choice, members
 
     state = invocation(ctx)
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
                    heads=not no_heads, dtype=dtype, queue=queue,
-                   head_scores=head_scores)
-    chosen = members(model, models, base, activations, stats)
+                   head_scores=head_scores, ablate=parse_heads(ablate), ablation=ablation)
+    chosen = ablation_choice(members(model, models, base, activations, stats),
+                             ablate_each_head, ablate_layers)
     settings = with_document_limit(state.settings, max_document_bytes)
     check_broker(settings)
     created = create_jobs(state.engine, corpus, chosen, settings.max_document_bytes)
