@@ -99,7 +99,7 @@ def tokens(
     """
     from lensbatch.jobspec import JobSpec
     from lensbatch.store.report_data import find_document, job_record, stored_result
-    from scheduler.rescore import job_model, score_text
+    from scheduler.rescore import job_ablation, job_model, score_text
     from scheduler.token_output import coloured_table, plain_lines, token_json, total_lines
 
     if fmt not in ("table", "jsonl"):
@@ -112,7 +112,8 @@ def tokens(
                         f"of `lensbatch results {job}`)")
     model, spec = job_model(JobSpec.from_json(record["settings"]), device,
                             state.settings.cache_dir)
-    scores = score_text(model, found.text, spec)
+    scores = score_text(model, found.text, spec,
+                        job_ablation(state.engine, job, spec, model))
     if fmt == "jsonl":
         for token in scores:
             print(json.dumps(token_json(token)))

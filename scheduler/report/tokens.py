@@ -76,7 +76,7 @@ def _document(row: Any, tokens: list[TokenScore]) -> str:
 
 def hardest_section(ctx: ReportContext) -> str | None:
     """The HARDEST documents by loss, highest first, token by token."""
-    from scheduler.rescore import job_model, score_text
+    from scheduler.rescore import job_ablation, job_model, score_text
 
     if not ctx.rescore:  # `report --no-tokens`: the model is not loaded
         return section("Hardest documents, token by token",
@@ -93,6 +93,7 @@ def hardest_section(ctx: ReportContext) -> str | None:
         return section("Hardest documents, token by token",
                        intro + f"<p>The model cannot be loaded here: {esc(exc)}</p>",
                        "hardest-docs")
-    parts = [_document(row, score_text(model, row.text, spec)) for row in rows]
+    ablation = job_ablation(ctx.engine, ctx.job_id, spec, model)
+    parts = [_document(row, score_text(model, row.text, spec, ablation)) for row in rows]
     return section("Hardest documents, token by token", intro + "".join(parts),
                    "hardest-docs")
