@@ -13,6 +13,7 @@ from pathlib import Path
 from bench.report import Row, print_table, write_json
 from bench.rows import (
     Options,
+    ablation_rows,
     forward_rows,
     interval_rows,
     lmeval_group,
@@ -21,7 +22,7 @@ from bench.rows import (
     submit_rows,
 )
 
-ALL_ROWS = "abcdefghij"
+ALL_ROWS = "abcdefghijr"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
                                ("f", submit_rows), ("g", memory_rows), ("i", interval_rows),
-                               ("j", lmeval_group)):
+                               ("j", lmeval_group), ("r", ablation_rows)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)
