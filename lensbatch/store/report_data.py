@@ -154,3 +154,19 @@ def hardest_documents(engine: Engine, job_id: str, n: int) -> list[Any]:
              .order_by(r.c.loss.desc(), r.c.seq).limit(n))
     with engine.connect() as connection:
         return list(connection.execute(query))
+
+
+def activation_means(engine: Engine, job_id: str) -> list[Any]:
+    """The job's activation statistics averaged over its documents (and over the heads
+    of a per-head hook), one row per hook and statistic: hook, layer (NO_LAYER outside
+    the blocks), stat, mean, n_values (the values averaged) and n_heads (1 for a hook
+    without heads); ordered by layer, then hook. [] for a job without --activations."""
+    a = schema.activation_stats
+    query = (select(a.c.hook, a.c.layer, a.c.stat, func.avg(a.c.value).label("mean"),
+                    func.count(a.c.value).label("n_values"),
+                    func.count(func.distinct(a.c.head)).label("n_heads"))
+             .where(a.c.job_id == job_id)
+             .group_by(a.c.hook, a.c.layer, a.c.stat)
+             .order_by(a.c.layer, a.c.hook, a.c.stat))
+    with engine.connect() as connection:
+        return list(connection.execute(query))

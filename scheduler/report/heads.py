@@ -13,6 +13,7 @@ from lensbatch.metrics import HEAD_SCORES, HeadScore
 from lensbatch.store import report_data
 from lensbatch.store.queries import head_means, job_probe, probe_head_rows
 from scheduler.output import has_no_heads, no_heads_line
+from scheduler.report.heatmap import heatmap
 from scheduler.report.html import ReportContext, Section, esc, grid_table, num, section
 
 TOP_HEADS = 8
@@ -40,12 +41,12 @@ def top_heads(grid: np.ndarray, n: int = TOP_HEADS) -> list[tuple[str, float]]:
 
 
 def _heatmap_block(rows: list[Any], score: str, title: str) -> str:
-    from scheduler.report.plots import heatmap
-
+    """The top heads first (the finding), then the whole layer x head grid."""
     grid = head_grid(rows, score)
     table = grid_table(["head", "score"], [[name, num(value, 3)] for name, value
                                            in top_heads(grid)])
-    return f"{heatmap(grid, title)}<p class='meta'>Top heads (layer.head):</p>{table}"
+    return (f"<div class='heads-row'><div><p class='meta'>Top heads (layer.head):</p>"
+            f"{table}</div>{heatmap(grid, title)}</div>")
 
 
 def score_section(score: HeadScore, ctx: ReportContext) -> str | None:

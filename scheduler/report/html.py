@@ -75,6 +75,25 @@ mark { background: #ffe08a; } mark.novel { background: #9be3a5; }
 .tok.novel { border-bottom: 3px solid #1457d9; }
 .tok.first { color: #888; }
 .legend span { padding: 0 .6em; }
+svg { max-width: 100%; height: auto; }
+nav.toc { font-size: .9em; } nav.toc a { margin-right: .8em; }
+figure.heatmap { margin: .6em 0; display: inline-block; vertical-align: top; }
+figure.heatmap figcaption { font-weight: 600; padding-bottom: .2em; }
+.heads-row { display: flex; flex-wrap: wrap; gap: 0 2.5em; align-items: flex-start; }
+table.heat th { font-size: 12px; font-weight: normal; color: #555; background: none;
+                border: none; padding: 0 .3em; text-align: center; }
+table.heat th.axis { font-style: italic; white-space: nowrap; }
+table.heat td { font-size: 12px; min-width: 3.2em; height: 1.9em; padding: 0 .2em;
+                text-align: center; border: 1px solid #fff; }
+table.heat.dense td { min-width: 12px; width: 12px; height: 12px; padding: 0; }
+table.heat.dense th { font-size: 11px; padding: 0 1px; }
+table.heat td.empty { background: #f4f4f4; }
+.panels { display: flex; flex-wrap: wrap; gap: 0 1.2em; }
+.heat-scale { font-size: 12px; color: #555; }
+.heat-scale .bar { display: inline-block; width: 12em; height: .8em; margin: 0 .4em;
+                   vertical-align: middle; }
+table.acts td.bar { min-width: 6em; }
+table.acts td.bar span { display: inline-block; height: .7em; background: #4c72b0; }
 """
 
 

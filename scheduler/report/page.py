@@ -7,6 +7,7 @@ returns an HTML fragment, or None when it has nothing to show. Images are base64
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -15,6 +16,7 @@ from lensbatch.settings import DEFAULT_CACHE_DIR
 from lensbatch.store.queries import job_summary
 from lensbatch.store.report_data import job_record
 from lensbatch.store.sweeps import sweep_jobs
+from scheduler.report.activations import activations_section
 from scheduler.report.heads import HEAD_SECTIONS
 from scheduler.report.html import ReportContext, Section, page
 from scheduler.report.sections import (
@@ -28,12 +30,24 @@ from scheduler.report.sections import (
 from scheduler.report.sweep import render_sweep
 from scheduler.report.tokens import hardest_section
 
+SECTION_HEAD = re.compile(r'<section id="([^"]+)"><h2>(.*?)</h2>')
+
 
 def sections() -> list[Section]:
-    """The page, in order. Per-head sections render only where the job has their rows."""
-    return [settings_section, model_card_section, corpus_section, *HEAD_SECTIONS,
-            loss_histogram_section, loss_vs_length_section, hardest_section,
-            top_induction_section]
+    """The page, in order: the findings first (corpus numbers with their intervals, the
+    top heads, the hardest documents), then the distributions and the activations, and
+    the model card and settings last. Per-head and activation sections render only
+    where the job has their rows."""
+    return [corpus_section, *HEAD_SECTIONS, hardest_section, loss_histogram_section,
+            loss_vs_length_section, top_induction_section, activations_section,
+            model_card_section, settings_section]
+
+
+def contents(parts: list[str]) -> str:
+    """A line of links to the page's sections, in order."""
+    found = (SECTION_HEAD.match(part) for part in parts)
+    links = " ".join(f'<a href="#{m.group(1)}">{m.group(2)}</a>' for m in found if m)
+    return f'<nav class="toc">{links}</nav>'
 
 
 def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR,
@@ -43,9 +57,10 @@ def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR,
     summary = job_summary(engine, job_id)  # raises JobNotFound for a wrong id
     job = job_record(engine, job_id)
     ctx = ReportContext(engine, job_id, summary, job, cache_dir, rescore)
-    body = "".join(part for part in (fn(ctx) for fn in sections()) if part)
+    parts = [part for part in (fn(ctx) for fn in sections()) if part]
     return page(f"lensbatch report {job_id}",
-                f"lensbatch report: job {job_id} · {job['model']}", body)
+                f"lensbatch report: job {job_id} · {job['model']}",
+                contents(parts) + "".join(parts))
 
 
 def write_report(engine: Engine, report_id: str, output: Path,

@@ -1,10 +1,12 @@
-"""matplotlib figures as embedded <img> tags (base64 PNG), so a report needs no files."""
+"""matplotlib figures as embedded <img> tags (base64 PNG) or inline <svg>, so a report
+needs no files."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import re
 from collections.abc import Sequence
 
 import matplotlib
@@ -12,11 +14,21 @@ import matplotlib
 matplotlib.use("Agg")  # no display: reports are written on servers and in CI
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lensbatch.bootstrap import Interval  # noqa: E402
+
+
+def svg_tag(fig: Figure) -> str:
+    """Render and close `fig`; return it as an inline <svg> (text kept as text, no
+    metadata, nothing external)."""
+    buffer = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lensbatch"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
 
 
 def img_tag(fig: Figure, alt: str) -> str:
@@ -48,62 +60,6 @@ def scatter(x: Sequence[float], y: Sequence[float], labels: tuple[str, str], tit
     return img_tag(fig, title)
 
 
-def heatmap(grid: np.ndarray, title: str, vmax: float = 1.0) -> str:
-    """grid: [n_layers, n_heads]; NaN cells (no data) are left blank. Every cell is
-    labelled so a head can be read off as layer.head."""
-    n_layers, n_heads = grid.shape
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * n_heads + 1.5), max(2.5, 0.45 * n_layers + 1)))
-    image = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
-    fig.colorbar(image, ax=ax, fraction=0.04)
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    ax.set_xticks(range(n_heads))
-    ax.set_yticks(range(n_layers))
-    ax.set_title(title)
-    if n_layers * n_heads <= 400:
-        _label_cells(ax, grid, vmax)
-    return img_tag(fig, title)
-
-
-def _label_cells(ax: Axes, grid: np.ndarray, vmax: float, fontsize: float = 6) -> None:
-    """Write each cell's value on a [n_layers, n_heads] heatmap (NaN cells stay blank)."""
-    for layer in range(grid.shape[0]):
-        for head in range(grid.shape[1]):
-            value = grid[layer, head]
-            if not np.isnan(value):
-                ax.text(head, layer, f"{value:.2f}", ha="center", va="center",
-                        fontsize=fontsize, color="white" if value < 0.6 * vmax else "black")
-
-
-def small_heatmaps(grids: Sequence[np.ndarray], titles: Sequence[str], title: str,
-                   vmax: float = 1.0) -> str:
-    """Small multiples: one [n_layers, n_heads] heatmap per grid, in order, on one
-    colour scale (0 to vmax), up to five to a row."""
-    columns = min(len(grids), 5)
-    rows = -(-len(grids) // columns)
-    n_layers, n_heads = max(g.shape[0] for g in grids), max(g.shape[1] for g in grids)
-    width, height = max(2.2, 0.35 * n_heads + 0.8), max(1.8, 0.3 * n_layers + 1.0)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * width + 1, rows * height + 0.6),
-                             squeeze=False, layout="constrained")
-    image = None
-    for ax, grid, name in zip(axes.ravel(), grids, titles, strict=False):
-        image = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
-        ax.set_title(name, fontsize=8)
-        ax.set_xticks(range(grid.shape[1]))
-        ax.set_yticks(range(grid.shape[0]))
-        ax.tick_params(labelsize=6)
-        if grid.size <= 64:
-            _label_cells(ax, grid, vmax, fontsize=5)
-    for ax in axes.ravel()[len(grids):]:
-        ax.axis("off")
-    axes[-1, 0].set_xlabel("head", fontsize=8)
-    axes[-1, 0].set_ylabel("layer", fontsize=8)
-    if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.8)
-    fig.suptitle(title)
-    return img_tag(fig, title)
-
-
 def _bar(interval: Interval) -> tuple[float, float, float]:
     """(value, distance down to the low bound, distance up to the high bound)."""
     value = float(interval.value or 0.0)
@@ -113,22 +69,54 @@ def _bar(interval: Interval) -> tuple[float, float, float]:
 
 
 def interval_panels(x: Sequence[float], ticks: Sequence[str],
-                    panels: Sequence[tuple[str, Sequence[Interval]]], xlabel: str) -> str:
+                    panels: Sequence[tuple[str, Sequence[Interval]]], xlabel: str,
+                    connect: bool) -> str:
     """One panel per metric: its value at each x with the 95% interval as error bars;
-    `ticks` label the x positions."""
+    `ticks` label the x positions. connect: join the points with a line (group id
+    trend-<metric>), which only a training-step axis warrants; otherwise each model is
+    a point of its own (group id points-<metric>, the label lower-cased, runs of other
+characters made "-"). An inline SVG."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (name, values) in zip(axes[0], panels, strict=True):
         points = [(xi, _bar(iv)) for xi, iv in zip(x, values, strict=True)
                   if iv.value is not None]
+        if connect:
+            points.sort(key=lambda point: point[0])
         xs = [xi for xi, _ in points]
         ys, below, above = ([bar[k] for _, bar in points] for k in range(3))
-        ax.errorbar(xs, ys, yerr=[below, above], marker="o", capsize=3, color="#4c72b0")
-        ax.set_title(name, fontsize=10)
+        drawn = ax.errorbar(xs, ys, yerr=[below, above], marker="o", capsize=3,
+                            color="#4c72b0", linestyle="-" if connect else "none")
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        drawn.lines[0].set_gid(f"{'trend' if connect else 'points'}-{slug}")
+        ax.set_title(name, fontsize=11)
         ax.set_xticks(list(x))
-        ax.set_xticklabels(ticks, rotation=30, ha="right", fontsize=7)
+        ax.set_xticklabels(ticks, rotation=30, ha="right", fontsize=9)
         ax.set_xlabel(xlabel)
+        if not connect:
+            ax.margins(x=0.25)
     fig.tight_layout()
-    return img_tag(fig, "Metrics across the sweep")
+    return svg_tag(fig)
+
+
+def paired_scatter(x: Sequence[float], y: Sequence[float], labels: tuple[str, str],
+                   title: str) -> str:
+    """One point per document, x against y, on equal axes with the diagonal y = x
+    drawn: points under it are documents whose y is lower."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.2))
+    ax.scatter(x, y, s=12, alpha=0.6, color="#4c72b0")
+    both = [*x, *y]
+    low, high = min(both), max(both)
+    pad = 0.05 * (high - low or 1.0)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], color="#888",
+            linestyle="--", linewidth=1, label="equal loss")
+    ax.set_xlim(low - pad, high + pad)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_aspect("equal")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.legend(loc="upper left", fontsize=9)
+    ax.set_title(title)
+    return img_tag(fig, title)
 
 
 def bars(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str) -> str:

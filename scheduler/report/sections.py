@@ -1,5 +1,6 @@
-"""The report's sections about the job itself: settings, model card, corpus numbers,
-per-document loss, and the documents with the most induction hits."""
+"""The report's sections about the job itself: corpus numbers, per-document loss, the
+documents with the most induction hits, and (at the end) model card and settings, each
+fact shown once."""
 
 from __future__ import annotations
 
@@ -13,20 +14,24 @@ from scheduler.report.text import highlight, hits_at, load_tokenizer, token_span
 TOP_DOCUMENTS = 5
 MODEL_CARD_KEYS = ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "n_ctx", "d_vocab",
                    "act_fn", "normalization_type", "positional_embedding_type")
+# Config keys that the card's architecture rows say again in words (Norm, Positional
+# scheme): shown only for a card recorded without those rows.
+SAID_BY_ARCHITECTURE = ("normalization_type", "positional_embedding_type")
+# The jobs row's columns the settings table shows before the job's settings; a setting
+# of the same name (model) is not repeated.
+JOB_COLUMNS = ("id", "model", "status", "corpus", "n_documents", "n_tasks", "created_at",
+               "started_at", "finished_at")
 
 
 def settings_section(ctx: ReportContext) -> str:
     job = ctx.job
     settings = job["settings"] if isinstance(job["settings"], dict) else {}
-    rows: list[tuple[str, object]] = [
-        ("job", job["id"]), ("model", job["model"]), ("status", job["status"]),
-        ("corpus", job["corpus"]), ("documents", job["n_documents"]),
-        ("tasks", job["n_tasks"]), ("created", job["created_at"]),
-        ("started", job["started_at"]), ("finished", job["finished_at"]),
-    ]
+    labels = dict(zip(JOB_COLUMNS, ("job", "model", "status", "corpus", "documents",
+                                    "tasks", "created", "started", "finished"), strict=True))
+    rows: list[tuple[str, object]] = [(labels[k], job[k]) for k in JOB_COLUMNS]
     # An option left unset (None) is chosen by each worker, e.g. batch_tokens by device.
     rows += [(f"setting: {k}", "worker default" if v is None else v)
-             for k, v in sorted(settings.items())]
+             for k, v in sorted(settings.items()) if k not in JOB_COLUMNS]
     if job["error"]:
         rows.append(("error", job["error"]))
     return section("Job settings", kv_table(rows), "settings")
@@ -36,13 +41,15 @@ def model_card_section(ctx: ReportContext) -> str:
     card = report_data.model_card(ctx.engine, ctx.job["model"])
     if card is None:
         body = (f"<p>No model card recorded for <code>{esc(ctx.job['model'])}</code> "
-                "(workers record it when they load a model); the job settings above say "
+                "(workers record it when they load a model); the job settings below say "
                 "how it was run.</p>")
         return section("Model card", body, "model")
     cfg = card.config or {}
+    architecture = architecture_rows(cfg)
+    skipped = SAID_BY_ARCHITECTURE if architecture else ()
     rows: list[tuple[str, object]] = [("name", card.name), ("source", card.source)]
-    rows += [(k, cfg[k]) for k in MODEL_CARD_KEYS if k in cfg]
-    rows += architecture_rows(cfg)
+    rows += [(k, cfg[k]) for k in MODEL_CARD_KEYS if k in cfg and k not in skipped]
+    rows += architecture
     rows += [(f"shape {k}", " x ".join(map(str, v))) for k, v in sorted(card.weight_shapes.items())]
     return section("Model card", kv_table(rows), "model")
 

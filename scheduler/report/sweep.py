@@ -1,27 +1,32 @@
 """`lensbatch report SWEEP`: one self-contained page for a sweep's jobs, in order.
 
-Each rate across the models with its 95% interval (against the training step where
-every job has one), the per-head scores of every job as small multiples on one colour
-scale (the documents' means, and the repeated-tokens probe's induction score: where
-induction heads form across checkpoints), and the paired differences from the first
-model. Every number comes from lensbatch/compare.py over the documents all jobs share.
+Each rate across the models with its 95% interval (a line across the training step
+where every job has one, else one point per model and no line), for two models each
+shared document's loss under one against the other, the per-head scores of every
+job as small multiples on one colour scale (the documents' means, and the
+repeated-tokens probe's induction score: where induction heads form across
+checkpoints), and the paired differences from the first model. Every number comes
+from lensbatch/compare.py over the documents all jobs share.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Engine
 
-from lensbatch.compare import RATES
+from lensbatch.compare import RATES, document_rates
 from lensbatch.metrics import HEAD_SCORES
 from lensbatch.store.queries import JobSummary, head_means, job_probe, probe_head_rows
 from scheduler.compare_view import Compared, gather, shared_line
 from scheduler.output import INTERVAL_NOTE, difference_text, interval_text
 from scheduler.report.heads import head_grid
+from scheduler.report.heatmap import small_heatmaps
 from scheduler.report.html import esc, grid_table, num, page, section
 
 TOP_HEADS = 3  # head differences listed per job
+SCATTER_DOCUMENTS = 5000  # points drawn in the A-vs-B scatter at most
 
 
 def _label(summary: JobSummary) -> str:
@@ -62,13 +67,15 @@ def metrics_section(compared: Compared) -> str:
                                                  range(len(compared.summaries))]
     ticks = [_label(s) for s in compared.summaries]
     panels = [(m.label, [rates[m.name] for rates in compared.comparison.rates]) for m in RATES]
-    image = interval_panels(x, ticks, panels, "training step" if steps else "model (in order)")
-    return section("Metrics across the sweep", image, "sweep-metrics")
+    image = interval_panels(x, ticks, panels, "training step" if steps else "model (in order)",
+                            connect=steps is not None)
+    note = ("<p>Against the training step: the line follows one training run."
+            if steps else "<p>One point per model: the models are not steps of one "
+            "training run, so no line joins them.") + " Bars: 95% intervals.</p>"
+    return section("Metrics across the sweep", note + image, "sweep-metrics")
 
 
 def heads_section(engine: Engine, compared: Compared) -> str | None:
-    from scheduler.report.plots import small_heatmaps
-
     titles = [f"{i + 1}: {_label(s)}" for i, s in enumerate(compared.summaries)]
     parts = []
     sources = [(score.heatmap.title, score.name,
@@ -88,6 +95,34 @@ def heads_section(engine: Engine, compared: Compared) -> str | None:
              "(0 to 1). Across training checkpoints, an induction head forming shows as a "
              "cell lighting up from one panel to the next.</p>")
     return section("Heads across the sweep", intro + "".join(parts), "sweep-heads")
+
+
+def scatter_section(compared: Compared) -> str | None:
+    """For two models: each shared document's loss under the first against the second,
+    the diagonal drawn (up to SCATTER_DOCUMENTS points, every k-th document)."""
+    from scheduler.report.plots import paired_scatter
+
+    if len(compared.summaries) != 2:
+        return None
+    loss = next(m for m in RATES if m.name == "loss")
+    a, b = (document_rates(job, loss) for job in compared.comparison.jobs)  # [n_shared]
+    kept = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[kept], b[kept]
+    if not len(a):
+        return None
+    stride = max(1, -(-len(a) // SCATTER_DOCUMENTS))
+    names = [f"{_label(s)} ({s.job_id})" for s in compared.summaries]
+    image = paired_scatter(a[::stride].tolist(), b[::stride].tolist(),
+                           (f"loss under {names[0]}", f"loss under {names[1]}"),
+                           "Per-document loss, first model against second")
+    shown = "" if stride == 1 else f" ({len(a[::stride]):,} drawn, every {stride}th)"
+    body = (f"<p>Each point is one of the {len(a):,} documents both jobs scored{shown}: "
+            f"across, its loss under {esc(names[0])}; up, under {esc(names[1])}. "
+            f"Under the diagonal: lower loss under the second model "
+            f'(<span id="scatter-lower">{int((b < a).sum())}</span> documents); above it: '
+            f'lower under the first (<span id="scatter-higher">{int((b > a).sum())}</span>'
+            ").</p>")
+    return section("Per-document loss, A against B", body + image, "sweep-scatter")
 
 
 def differences_section(compared: Compared) -> str:
@@ -114,6 +149,7 @@ def render_sweep(engine: Engine, sweep_id: str) -> str:
     compared = gather(engine, [sweep_id], TOP_HEADS)
     body = "".join(part for part in (
         jobs_section(engine, compared), metrics_section(compared),
-        heads_section(engine, compared), differences_section(compared)) if part)
+        scatter_section(compared), heads_section(engine, compared),
+        differences_section(compared)) if part)
     return page(f"lensbatch sweep {sweep_id}",
                 f"lensbatch report: sweep {sweep_id} · {len(compared.summaries)} models", body)

@@ -1,5 +1,6 @@
-"""The report's hardest documents, token by token: each token shaded by its loss, with
-induction hits marked, as CircuitsVis colours tokens, in plain HTML and CSS (no script).
+"""The report's hardest documents, token by token: each token shaded by its loss (on a
+scale from the drawn tokens' own loss distribution, LossScale), with induction hits
+marked, as CircuitsVis colours tokens, in plain HTML and CSS (no script).
 
 The documents are scored again with the job's model and settings (on the CPU), so the
 page needs the model where it is written; each document's header gives the stored
@@ -10,23 +11,50 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from lensbatch.errors import UserError
 from lensbatch.jobspec import JobSpec
 from lensbatch.store.report_data import hardest_documents
 from lensbatch.tokens import TokenScore, totals
 from scheduler.report.html import ReportContext, esc, num, section
-from scheduler.token_output import LOSS_SCALE, loss_share
 
 HARDEST = 10
 MAX_TOKENS = 2048  # tokens drawn per document; the sums still cover the whole document
+PERCENTILES = (5.0, 95.0)  # the colour scale runs over this share of the tokens' losses
 
 
+@dataclass(frozen=True)
+class LossScale:
+    """The token colours' range in nats: white at `low` and under, strong red at `high`
+    and over. From the job's own losses, so a model that is poor everywhere (random
+    weights, ~11 nats a token) still shows which tokens are hardest."""
 
-def token_colour(loss: float | None) -> str:
-    """White at 0 nats, strong red at LOSS_SCALE nats and above."""
-    return f"rgba(214, 39, 40, {0.85 * loss_share(loss):.3f})"
+    low: float
+    high: float
+
+    def share(self, loss: float | None) -> float:
+        if loss is None:
+            return 0.0
+        return max(0.0, min((loss - self.low) / (self.high - self.low), 1.0))
+
+
+def loss_scale(losses: Sequence[float]) -> LossScale:
+    """The PERCENTILES of `losses` (per-token losses, nats); one unit wide around a
+    single value, and 0..1 with no loss at all."""
+    if not losses:
+        return LossScale(0.0, 1.0)
+    low, high = (float(v) for v in np.percentile(np.asarray(losses), PERCENTILES))
+    if high - low < 1e-6:
+        return LossScale(low - 0.5, high + 0.5)
+    return LossScale(low, high)
+
+
+def token_colour(loss: float | None, scale: LossScale) -> str:
+    return f"rgba(214, 39, 40, {0.85 * scale.share(loss):.3f})"
 
 
 def _title(token: TokenScore) -> str:
@@ -36,7 +64,7 @@ def _title(token: TokenScore) -> str:
     return f"loss {token.loss:.3f} nats, {predicted}, induction: {token.induction}"
 
 
-def token_spans(tokens: Sequence[TokenScore]) -> str:
+def token_spans(tokens: Sequence[TokenScore], scale: LossScale) -> str:
     """One <span> per token: background by loss, class hit or novel for induction hits,
     the loss in data-loss and in the tooltip."""
     out = []
@@ -44,22 +72,28 @@ def token_spans(tokens: Sequence[TokenScore]) -> str:
         css = "tok" + (" novel" if token.novel else " hit" if token.hit else "") + (
             " first" if token.loss is None else "")
         loss = "" if token.loss is None else f' data-loss="{token.loss:.6f}"'
-        out.append(f'<span class="{css}" style="background: {token_colour(token.loss)}"'
+        out.append(f'<span class="{css}" style="background: {token_colour(token.loss, scale)}"'
                    f'{loss} title="{html.escape(_title(token))}">'
                    f"{html.escape(token.text)}</span>")
     return "".join(out)
 
 
-def _legend() -> str:
-    steps = [0.0, 2.5, 5.0, 7.5, LOSS_SCALE]
-    cells = "".join(f'<span style="background: {token_colour(v)}">{v:g}</span>' for v in steps)
-    return (f"<p class='legend meta'>loss in nats: {cells} and above · "
+def _legend(scale: LossScale, n_tokens: int) -> str:
+    """The colour scale as swatches from `low` to `high`, with where it comes from."""
+    steps = np.linspace(scale.low, scale.high, 5).tolist()
+    cells = "".join(f'<span style="background: {token_colour(v, scale)}">{v:.2f}</span>'
+                    for v in steps)
+    low, high = PERCENTILES
+    return (f'<p class="legend meta" data-scale-low="{scale.low:.6f}" '
+            f'data-scale-high="{scale.high:.6f}">loss in nats: {cells} and above '
+            f"(the {low:g}th to {high:g}th percentile of the {n_tokens:,} drawn tokens' "
+            "losses; lower is white) · "
             '<span class="tok hit">induction hit</span> · '
             '<span class="tok novel">novel hit</span> (first occurrence predicted wrongly)'
             " · hover a token for its numbers</p>")
 
 
-def _document(row: Any, tokens: list[TokenScore]) -> str:
+def _document(row: Any, tokens: list[TokenScore], scale: LossScale) -> str:
     summed = totals(tokens)
     shown = tokens[:MAX_TOKENS]
     cut = "" if len(shown) == len(tokens) else (
@@ -71,7 +105,7 @@ def _document(row: Any, tokens: list[TokenScore]) -> str:
         f"Shown: nll_sum {num(summed['nll_sum'])} over {int(summed['n_predictions'])} "
         f"predictions, {int(summed['n_correct'])} correct, "
         f"{int(summed['induction_hits'])} hits{cut}.</p>"
-        f'<div class="tokens" data-doc="{esc(row.doc_id)}">{token_spans(shown)}</div>')
+        f'<div class="tokens" data-doc="{esc(row.doc_id)}">{token_spans(shown, scale)}</div>')
 
 
 def hardest_section(ctx: ReportContext) -> str | None:
@@ -86,7 +120,7 @@ def hardest_section(ctx: ReportContext) -> str | None:
     if not rows:
         return None
     intro = (f"<p>The {len(rows)} documents with the highest loss, scored again token by "
-             "token with the job's model and settings.</p>" + _legend())
+             "token with the job's model and settings.</p>")
     try:
         model, spec = job_model(JobSpec.from_json(ctx.job["settings"]), "cpu", ctx.cache_dir)
     except (UserError, OSError) as exc:  # e.g. a hub model that is not cached here
@@ -94,6 +128,9 @@ def hardest_section(ctx: ReportContext) -> str | None:
                        intro + f"<p>The model cannot be loaded here: {esc(exc)}</p>",
                        "hardest-docs")
     ablation = job_ablation(ctx.engine, ctx.job_id, spec, model)
-    parts = [_document(row, score_text(model, row.text, spec, ablation)) for row in rows]
-    return section("Hardest documents, token by token", intro + "".join(parts),
-                   "hardest-docs")
+    scored = [score_text(model, row.text, spec, ablation) for row in rows]
+    drawn = [t.loss for tokens in scored for t in tokens[:MAX_TOKENS] if t.loss is not None]
+    scale = loss_scale(drawn)
+    parts = [_document(row, tokens, scale) for row, tokens in zip(rows, scored, strict=True)]
+    return section("Hardest documents, token by token",
+                   intro + _legend(scale, len(drawn)) + "".join(parts), "hardest-docs")

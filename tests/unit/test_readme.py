@@ -239,6 +239,28 @@ FIGURES = re.compile(r"-?\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\]"
                      r"|\d+\.\d+ -> \d+\.\d+(?: \([+-]\d+\.\d+\))?")
 
 
+# toy-induction's hand-set weights leave the top two logits within 1e-4 of each other at
+# about one position in seven (its induction head attends equally to two earlier copies),
+# so which of them argmax picks, and with it accuracy and the hit rate, follows the CPU's
+# rounding: a few positions in a thousand. Shown figures may differ by this much from the
+# printed ones; a stale figure (another model, another corpus, a changed metric) is off by
+# more.
+TIE_TOLERANCE = 0.025
+
+
+def numbers(figures: list[str]) -> list[float]:
+    return [float(n) for figure in figures for n in re.findall(r"-?\d+\.\d+", figure)]
+
+
+def printed_as(figures: list[str], rows: list[list[str]]) -> bool:
+    """Whether some printed row shows these figures, to within TIE_TOLERANCE."""
+    shown = numbers(figures)
+    return any(len(numbers(row)) == len(shown)
+               and all(abs(a - b) <= TIE_TOLERANCE
+                       for a, b in zip(numbers(row), shown, strict=True))
+               for row in rows if row)
+
+
 def check_example(page: Path, start: str, printed: str) -> None:
     """Each line of figures (intervals, `a -> b`) of the page's plain block that begins
     with `start` is a line of figures the command printed."""
@@ -247,4 +269,5 @@ def check_example(page: Path, start: str, printed: str) -> None:
     rows = [FIGURES.findall(line) for line in printed.splitlines()]
     assert sum(1 for figures in shown if figures) >= 3
     for figures in shown:
-        assert not figures or figures in rows, f"{figures} is not what the command prints"
+        assert not figures or printed_as(figures, rows), \
+            f"{figures} is not what the command prints"

@@ -7,6 +7,7 @@ by hand with known scores, so each section's content can be checked exactly.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 import re
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import numpy as np
 import pytest
 from sqlalchemy import Engine, delete, update
 
@@ -116,7 +118,7 @@ def test_report_without_head_rows(job: tuple[Engine, str]) -> None:
     for anchor in ("settings", "model", "corpus", "loss-histogram", "loss-length",
                    "induction-docs"):
         assert f'id="{anchor}"' in page
-    for anchor in ("induction-heads", "prev-token-heads", "probe"):
+    for anchor in ("induction-heads", "prev-token-heads", "probe", "activations"):
         assert f'id="{anchor}"' not in page
     assert "documents evaluated</th><td>4 / 4" in page
     # left unset, the batch size is each worker's choice for its device
@@ -126,10 +128,12 @@ def test_report_without_head_rows(job: tuple[Engine, str]) -> None:
 def test_report_with_head_tables(job_with_heads: tuple[Engine, str]) -> None:
     engine, job_id = job_with_heads
     page = render(engine, job_id)
-    # histogram, scatter, 2 corpus heatmaps, probe bars, probe heatmap
-    assert len(assert_self_contained(page)) == 6
+    # histogram, scatter, probe bars (the heatmaps are HTML tables)
+    assert len(assert_self_contained(page)) == 3
     induction_part = page.split('id="induction-heads"')[1].split("</section>")[0]
-    assert 'alt="Induction score (layer x head)"' in induction_part
+    assert 'aria-label="Induction score (layer x head)"' in induction_part
+    assert re.search(r'title="head 1\.2 \(layer 1, head 2\): 0\.900">0\.90</td>',
+                     induction_part)
     # the top-heads table lists head 1.2 first with its mean over documents 0, 1, 3
     assert re.search(r"<tr><td>1\.2</td><td>0\.900</td></tr>", induction_part)
     prev_part = page.split('id="prev-token-heads"')[1].split("</section>")[0]
@@ -141,6 +145,81 @@ def test_report_with_head_tables(job_with_heads: tuple[Engine, str]) -> None:
     # offsets place the marks there, not on the first occurrence
     assert ('The cat sat on the mat. The <mark>cat</mark> <mark class="novel">sat</mark> '
             "on the <mark>mat</mark>. The cat sat.") in docs_part
+
+
+def section_ids(page: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">', page)
+
+
+def kv_labels(page: str, anchor: str) -> list[str]:
+    """The row labels of a section's key-value table, in order."""
+    part = page.split(f'<section id="{anchor}">')[1].split("</section>")[0]
+    return [html.unescape(label) for label in re.findall(r"<tr><th>(.*?)</th>", part)]
+
+
+def test_report_leads_with_the_findings(job_with_heads: tuple[Engine, str]) -> None:
+    """Corpus numbers first, then the top heads, then the hardest documents; the model
+    card and the settings close the page."""
+    engine, job_id = job_with_heads
+    page = render(engine, job_id)
+    ids = section_ids(page)
+    assert ids[0] == "corpus"
+    assert ids.index("prev-token-heads") < ids.index("hardest-docs")
+    assert ids.index("induction-heads") < ids.index("hardest-docs")
+    assert ids.index("hardest-docs") < ids.index("loss-histogram")
+    assert ids[-2:] == ["model", "settings"]
+    # the contents line at the top links every section, in the page's order
+    assert re.findall(r'<a href="#([^"]+)">', page.split("</nav>")[0]) == ids
+    corpus = page.split('<section id="corpus">')[1].split("</section>")[0]
+    assert re.search(r"<th>loss \(token-weighted, nats\)</th><td>[\d.]+ \[[\d.]+, [\d.]+\]",
+                     corpus)  # with its 95% interval
+    heads = page.split('<section id="induction-heads">')[1]
+    assert heads.index("Top heads") < heads.index('<table class="heat"')
+
+
+def test_model_card_and_settings_show_each_fact_once(
+        job_with_heads: tuple[Engine, str]) -> None:
+    engine, job_id = job_with_heads
+    page = render(engine, job_id, rescore=False)
+    card, settings = kv_labels(page, "model"), kv_labels(page, "settings")
+    assert len(card) == len(set(card)) and len(settings) == len(set(settings))
+    # the card's architecture rows say the norm and the positions in words
+    assert "Norm" in card and "Positional scheme" in card
+    assert "normalization_type" not in card and "positional_embedding_type" not in card
+    assert "model" in settings and "setting: model" not in settings
+    norm = page.split("<tr><th>Norm</th><td>")[1].split("</td>")[0]
+    assert norm == "LayerNorm"  # the tiny GPT-2's normalization_type LN, shown once
+
+
+def heat_cells(table: str) -> list[tuple[str, str]]:
+    """(title, text) of each cell of one heatmap table."""
+    return re.findall(r'<td [^>]*title="([^"]*)">([^<]*)</td>', table)
+
+
+def test_heatmaps_are_legible_with_a_tooltip_on_every_cell(
+        job_with_heads: tuple[Engine, str]) -> None:
+    from scheduler.report.heatmap import LABEL_MAX_HEADS, heatmap
+    from scheduler.report.html import STYLE
+
+    rule = re.search(r"table\.heat td \{[^}]*font-size: (\d+)px", STYLE)
+    assert rule is not None and int(rule.group(1)) >= 11
+    axis = re.search(r"table\.heat th \{[^}]*font-size: (\d+)px", STYLE)
+    assert axis is not None and int(axis.group(1)) >= 11
+    engine, job_id = job_with_heads
+    part = render(engine, job_id, rescore=False).split('id="prev-token-heads"')[1]
+    table = part.split('<table class="heat"')[1].split("</table>")[0]
+    assert "layer \\ head" in table  # the axes: rows are layers, columns heads
+    cells = heat_cells(table)
+    assert len(cells) == 8 and all(text for _, text in cells)  # 2 layers x 4 heads, labelled
+    assert ("head 0.3 (layer 0, head 3): 0.970", "0.97") in cells
+    # many heads: cells too small for a label, but each keeps its tooltip
+    grid = np.arange(4 * 32, dtype=float).reshape(4, 32) / 128
+    grid[2, 5] = np.nan
+    dense = heatmap(grid, "many heads")
+    assert 32 > LABEL_MAX_HEADS and 'class="heat dense"' in dense
+    titles = re.findall(r'<td [^>]*title="([^"]*)">([^<]*)</td>', dense)
+    assert len(titles) == 4 * 32 and not any(text for _, text in titles)
+    assert "head 2.5: no data" in dense and "head 3.31 (layer 3, head 31): 0.992" in dense
 
 
 def test_highlight_falls_back_to_search_and_escapes() -> None:
