@@ -35,7 +35,8 @@ def gather(engine: Engine, sweep_id: str) -> Ablations:
     """The sweep's heads, ranked; JobNotFound or UserError for a sweep that is not one."""
     jobs = ablation_jobs(engine, sweep_id)
     if not jobs:
-        raise JobNotFound(f"no sweep {sweep_id!r}")
+        raise JobNotFound(f"no sweep {sweep_id!r} (the id that run or submit "
+                          "--ablate-each-head printed)")
     baselines = [job for job in jobs if not job.heads]
     ablated = [job for job in jobs if job.heads]
     if len(baselines) != 1 or not ablated:

@@ -106,8 +106,8 @@ def run(
         print(f"heads:   lensbatch heads {job_id}")
         return
     if ablate_each_head:
-        print(f"{len(reports) - 1} heads ablated, one job each (about "
-              f"{sum(r.seconds for r in reports):.1f} s)")
+        print(f"{len(reports) - 1} heads ablated, one job each, evaluated in "
+              f"{sum(r.seconds for r in reports):.1f} s")
         print(f"ablations: lensbatch ablations {sweep.sweep_id}")
     print(f"report:  lensbatch report {sweep.sweep_id}")
     print(f"compare: lensbatch compare {sweep.sweep_id}")

@@ -5,6 +5,7 @@ rows, on the documents both jobs have (a job still running is paired on its own)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,14 +25,15 @@ def test_ranking_from_sql_is_the_per_document_difference(tmp_path: Path) -> None
     r = schema.results
     with engine.begin() as connection:  # one job has only 25 of its documents yet
         connection.execute(delete(r).where(r.c.job_id == "job007", r.c.seq >= 25))
-        per_job = {}
+        per_job: dict[str, dict[int, Any]] = {}
         for row in connection.execute(select(r.c.job_id, r.c.seq, r.c.nll_sum,
                                              r.c.n_predictions, r.c.n_correct)):
             per_job.setdefault(row.job_id, {})[row.seq] = row
     found = gather(engine, SWEEP_ID)
     engine.dispose()
     assert len(found.effects) == N_LAYERS * N_HEADS and found.baseline.job_id == "job000"
-    losses = [e.differences["loss"].value for e in found.effects]
+    losses = [float(e.differences["loss"].value or 0.0) for e in found.effects]
+    assert None not in [e.differences["loss"].value for e in found.effects]
     assert losses == sorted(losses, reverse=True)  # ranked by loss increase
     base = per_job["job000"]
     for effect in found.effects:
