@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from lensbatch.ablation import parse_heads
+from lensbatch.ablation import head_label, parse_heads
 from lensbatch.errors import UserError
 from lensbatch.jobspec import JobSpec
 from lensbatch.status import WORKER_LIVE_SECONDS
@@ -163,7 +163,9 @@ def submit(
     for job, member in zip(created.jobs, chosen, strict=True):
         enqueue(settings, job.job_id, job.tasks, member.spec.queue)
         if created.sweep_id is not None:
-            sys.stderr.write(f"job {job.job_id}: {member.spec.model}\n")
+            ablated = ",".join(map(head_label, member.spec.ablate))
+            sys.stderr.write(f"job {job.job_id}: {member.spec.model}"
+                             f"{f' ablating {ablated}' if ablated else ''}\n")
     print(created.sweep_id or created.jobs[0].job_id)
     if queue not in live_queues(state.engine):
         print_warning(f"no live worker consumes queue {queue} (none has sent a "
