@@ -67,3 +67,16 @@ class TaskPlanner:
         else:
             task.append((seq, seq + 1))
         self._tokens += tokens
+
+
+# A local run (`lensbatch run`) plans about this many tasks, so that its progress moves
+# on a small corpus too.
+LOCAL_TASKS = 20
+
+
+def local_task_tokens(total_tokens: int, floor: int, ceiling: int) -> int:
+    """The task size of a local run over `total_tokens` estimated tokens: about a
+    LOCAL_TASKS-th of them, at least `floor` (one forward batch: smaller tasks would
+    only add transactions), never above `ceiling` (the job's --task-tokens)."""
+    share = -(-total_tokens // LOCAL_TASKS)  # rounded up
+    return max(1, min(ceiling, max(floor, share)))

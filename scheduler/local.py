@@ -1,14 +1,16 @@
-"""`lensbatch run`: the whole pipeline in one process, with no broker and no server.
+"""`lensbatch run`: the whole pipeline in one process, with no broker and no server;
+`run --resume` continues a job stopped part-way (Ctrl-C, a lost broker).
 
 The job is stored exactly as `submit` stores it, and every task goes through the same
-worker.service.process_task a Celery worker calls.
+worker.service.process_task a Celery worker calls: a result is written once, whichever
+run writes it, so continuing a job never duplicates one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,8 +20,15 @@ from lensbatch.errors import ModelUnavailable
 from lensbatch.jobspec import JobSpec
 from lensbatch.models import check_loadable
 from lensbatch.settings import Settings
-from lensbatch.status import JobStatus
-from lensbatch.store.jobs import Member, PlannedJob, create_jobs
+from lensbatch.status import FINISHED, JobStatus
+from lensbatch.store.jobs import Member, create_jobs
+from lensbatch.store.local_plan import (
+    pending_documents,
+    plan_pending,
+    record_task_count,
+    reopen_job,
+    stored_spec,
+)
 from lensbatch.store.progress import read_snapshot
 from lensbatch.store.queries import JobSummary, job_summary
 from scheduler.progress import ProgressView
@@ -33,7 +42,7 @@ DEFAULTS = Settings()
 @dataclass(frozen=True)
 class RunReport:
     summary: JobSummary
-    seconds: float  # evaluation time, model loading excluded
+    seconds: float  # evaluation time, model loading excluded; 0 for a continued job
 
 
 def local_chunks(tasks: Sequence[list[int]], batch_tokens: int,
@@ -68,44 +77,117 @@ def run_jobs_local(
     """Store the corpus once with one job per member (a sweep when there are several),
     then evaluate the jobs here one after the other; `views()` gives each job's
     progress view. Every model is loaded, its hooks and stride checked, before anything
-    is stored."""
-    for member in members:  # offline and not cached: fail before torch loads
-        check_loadable(member.spec.model)
+    is stored. Interrupted (Ctrl-C) names the command that continues."""
+    runtime = _prepared([member.spec for member in members], device, settings)
+    created = create_jobs(engine, corpus, members, settings.max_document_bytes)
+    job_ids = [job.job_id for job in created.jobs]
+    with _interruptible(engine, created.sweep_id or job_ids[0]):
+        reports = [_evaluate(engine, job.job_id, member.spec, runtime, views(), fresh=True)
+                   for job, member in zip(created.jobs, members, strict=True)]
+    return _checked(reports)
+
+
+def resume_jobs_local(
+    engine: Engine, job_ids: list[str], device: str,
+    views: Callable[[], ProgressView | None] = lambda: None,
+    settings: Settings = DEFAULTS, resume_id: str = "",
+) -> list[RunReport]:
+    """Continue stored jobs here (`run --resume`): each job's documents without a result
+    are evaluated with its stored options, and the job is finished. The models of the
+    jobs with documents left are loaded and checked before any job is touched.
+    resume_id: what `run --resume` was given (a job or a sweep), for Interrupted."""
+    todo = [job_id for job_id in job_ids if pending_documents(engine, job_id)]
+    runtime = _prepared([stored_spec(engine, job_id) for job_id in todo], device, settings)
+    reports = []
+    with _interruptible(engine, resume_id or job_ids[0]):
+        for job_id in job_ids:
+            spec = reopen_job(engine, job_id)
+            reports.append(_evaluate(engine, job_id, spec, runtime, views())
+                           if job_id in todo else RunReport(job_summary(engine, job_id), 0.0))
+    return _checked(reports)
+
+
+class Interrupted(Exception):
+    """A local run stopped by Ctrl-C: every result written is kept, and nothing is
+    recorded as failed; `command` continues it."""
+
+    def __init__(self, resume_id: str, summary: JobSummary) -> None:
+        self.command = f"lensbatch run --resume {resume_id}"
+        super().__init__(
+            f"interrupted: job {summary.job_id} has results for {summary.n_done} of "
+            f"{summary.n_documents} documents, all kept; continue with: {self.command}")
+
+
+@contextlib.contextmanager
+def _interruptible(engine: Engine, resume_id: str) -> Iterator[None]:
+    """Ctrl-C inside becomes Interrupted, naming the job it stopped in. A task's
+    transaction that Ctrl-C stops rolls back; its documents' counted attempts start
+    over when the job is continued (reopen_job)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(resume_id, job_summary(engine, _last_active(engine, resume_id))
+                          ) from None
+
+
+def _last_active(engine: Engine, resume_id: str) -> str:
+    """The job an interrupted run was in: the first unfinished job of the sweep (or the
+    job itself)."""
+    from lensbatch.store.sweeps import sweep_jobs
+
+    for member in sweep_jobs(engine, resume_id):
+        if job_summary(engine, member.job_id).status not in FINISHED:
+            return member.job_id
+    return resume_id
+
+
+def _prepared(specs: list[JobSpec], device: str, settings: Settings) -> Runtime:
+    """The runtime of a local run, once every model of `specs` has loaded here with its
+    hooks and stride checked (a model offline and not cached fails before torch loads)."""
+    for spec in specs:
+        check_loadable(spec.model)
     from worker.engine.ablation import check_heads
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, resolve_hooks
     from worker.service import Runtime
 
     runtime = Runtime(device=str(pick_device(device)), cache_dir=settings.cache_dir)
-    for member in members:  # a model that cannot load, a hook it lacks, a stride too long
-        model = load_model(member.spec.model, runtime.device, member.spec.dtype,
-                           settings.cache_dir)
-        resolve_hooks(model, member.spec.activations)
-        member.spec.check_stride(int(model.cfg.n_ctx))
-        check_heads(model, member.spec)
-    created = create_jobs(engine, corpus, members, settings.max_document_bytes)
-    reports = [_evaluate(engine, job, member.spec, runtime, views())
-               for job, member in zip(created.jobs, members, strict=True)]
+    for spec in specs:  # a model that cannot load, a hook it lacks, a stride too long
+        model = load_model(spec.model, runtime.device, spec.dtype, settings.cache_dir)
+        resolve_hooks(model, spec.activations)
+        spec.check_stride(int(model.cfg.n_ctx))
+        check_heads(model, spec)
+    return runtime
+
+
+def _checked(reports: list[RunReport]) -> list[RunReport]:
     failed = [r.summary for r in reports if r.summary.status == JobStatus.FAILED]
     if failed:
         raise ModelUnavailable("; ".join(s.error or f"job {s.job_id} failed" for s in failed))
     return reports
 
 
-def _evaluate(engine: Engine, job: PlannedJob, spec: JobSpec, runtime: Runtime,
-              view: ProgressView | None) -> RunReport:
+def _evaluate(engine: Engine, job_id: str, spec: JobSpec, runtime: Runtime,
+              view: ProgressView | None, fresh: bool = False) -> RunReport:
+    """Evaluate the job's documents without a result, in tasks sized for this process
+    (lensbatch/store/local_plan.py); a `fresh` job records how many and is timed."""
     from worker.engine.batching import batch_budget
     from worker.engine.models import load_model
     from worker.service import process_task_settled
 
     load_model(spec.model, runtime.device, spec.dtype, runtime.cache_dir)  # not timed
+    budget = batch_budget(spec.batch_tokens, runtime.device)
+    plan = plan_pending(engine, job_id, floor=budget, ceiling=spec.task_tokens)
+    chunks = local_chunks(plan.tasks, budget, plan.task_tokens)
+    if fresh:
+        record_task_count(engine, job_id, len(chunks))
     started = time.perf_counter()
     with view if view is not None else contextlib.nullcontext():
         if view is not None:
-            view.show(read_snapshot(engine, job.job_id))
-        budget = batch_budget(spec.batch_tokens, runtime.device)
-        for seqs in local_chunks(job.tasks, budget, spec.task_tokens):
-            process_task_settled(engine, job.job_id, seqs, runtime)
+            view.show(read_snapshot(engine, job_id))
+        for seqs in chunks:
+            process_task_settled(engine, job_id, seqs, runtime)
             if view is not None:
-                view.show(read_snapshot(engine, job.job_id))
-    return RunReport(job_summary(engine, job.job_id), time.perf_counter() - started)
+                view.show(read_snapshot(engine, job_id))
+    # A continued job's rate would count the tokens of the run before: none is given.
+    return RunReport(job_summary(engine, job_id), time.perf_counter() - started if fresh else 0.0)

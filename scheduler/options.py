@@ -16,6 +16,12 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.settings import Settings
 
 Corpus = Annotated[str, typer.Argument(help="A .jsonl, .txt/.md, a directory, or -.")]
+OptionalCorpus = Annotated[str | None, typer.Argument(
+    help="A .jsonl, .txt/.md, a directory, or -; none with --resume.")]
+Resume = Annotated[str | None, typer.Option(
+    "--resume", metavar="JOB", help="Continue a stored job (or a sweep's jobs) here: "
+    "evaluate its documents without a result, with the job's own options and corpus, "
+    "and finish it. Only --device may be given with it.")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Built-in name, hub name or "
                                     "local checkpoint directory.")]
 Models = Annotated[list[str] | None, typer.Option(
@@ -104,3 +110,10 @@ def with_document_limit(settings: Settings, max_document_bytes: int | None) -> S
     if max_document_bytes <= 0:
         raise JobSpecError(f"--max-document-bytes must be positive, got {max_document_bytes}")
     return replace(settings, max_document_bytes=max_document_bytes)
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the parameter `name` was given (on the command line or in the
+    environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

@@ -30,9 +30,12 @@ def _fmt(value: Any) -> str:
 
 
 def write_rows(
-    rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, out: IO[str]
+    rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, out: IO[str],
+    width: int | None = None,
 ) -> int:
-    """Write rows in `fmt`; return how many were written."""
+    """Write rows in `fmt`; return how many were written. A table right-aligns its
+    columns of numbers; with `width` it is at most that many terminal columns (its
+    text cells fold to fit), else as wide as its cells."""
     count = 0
     if fmt == "jsonl":
         for row in rows:
@@ -45,14 +48,24 @@ def write_rows(
             writer.writerow(row)
             count += 1
     else:
-        table = Table(*columns)
+        cells: list[list[str]] = []
+        numbers = [True] * len(columns)  # every value a number (or missing)
         widths = [max(len(c), 8) for c in columns]  # every header and cell in full
         for row in rows:
-            cells = [_fmt(row[c]) for c in columns]
-            widths = [max(w, len(cell)) for w, cell in zip(widths, cells, strict=True)]
-            table.add_row(*cells)
+            values = [row[c] for c in columns]
+            numbers = [n and (v is None or isinstance(v, int | float) and not isinstance(v, bool))
+                       for n, v in zip(numbers, values, strict=True)]
+            cells.append([_fmt(v) for v in values])
+            widths = [max(w, len(cell)) for w, cell in zip(widths, cells[-1], strict=True)]
             count += 1
-        Console(file=out, width=max(120, sum(w + 3 for w in widths) + 1)).print(table)
+        table = Table()
+        for column, number in zip(columns, numbers, strict=True):
+            table.add_column(column, justify="right" if number else "left", no_wrap=number,
+                             overflow="fold")
+        for line in cells:
+            table.add_row(*line)
+        natural = max(120, sum(w + 3 for w in widths) + 1)
+        Console(file=out, width=natural if width is None else min(width, natural)).print(table)
     return count
 
 
@@ -265,10 +278,11 @@ def score_report(str_tokens: list[str], evaluation: Any) -> list[str]:
 
 
 def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str,
-              output: str | None, header: Sequence[str] = ()) -> None:
+              output: str | None, header: Sequence[str] = (), width: int | None = None) -> None:
     """`results` and `heads`: rows in `fmt` to `output` (a file) or standard output.
-    `header` lines go before a table; a registry metric's Parquet column gets the
-    metric's type (int64 for counts, float64 otherwise). Parquet needs a file."""
+    `header` lines go before a table (wrapped to `width`, as the table is fitted to it);
+    a registry metric's Parquet column gets the metric's type (int64 for counts,
+    float64 otherwise). Parquet needs a file."""
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt}")
     if fmt == "parquet":
@@ -281,6 +295,9 @@ def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str,
     with open(output, "w", encoding="utf-8", newline="") if output else nullcontext(
             sys.stdout) as out:
         if fmt == "table":
+            from scheduler.columns import wrapped
+
             for line in header:
-                out.write(line + "\n")
-        write_rows(rows, columns, fmt, out)
+                out.write(wrapped(line, width) + "\n")
+        write_rows(rows, columns, fmt, out, width)
+

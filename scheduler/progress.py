@@ -53,39 +53,49 @@ def _duration(seconds: float | None) -> str:
     return f"{rest // 60}:{rest % 60:02d}"
 
 
-def plain_line(snap: Snapshot, rate: Rate) -> str:
+# What runs a `lensbatch run` job: this process, not the queue's workers.
+LOCAL_RUNNER = "local process"
+
+
+def plain_line(snap: Snapshot, rate: Rate, runner: str | None = None) -> str:
     """The non-terminal form: one key=value line (tokens_total is `~`-prefixed while
-    estimated)."""
+    estimated). Its last field is the active workers, or `runner=` what runs the job
+    when it is not the queue's workers (`runner=local-process`)."""
     speed = rate.tokens_per_s()
     approx = "" if snap.finished else "~"
+    runs = f"workers={snap.workers}" if runner is None else f"runner={runner.replace(' ', '-')}"
     return (
         f"job={snap.job_id} status={snap.status} documents={snap.docs_done}/{snap.docs_total} "
         f"tokens={snap.tokens_done}/{approx}{snap.tokens_total} "
         f"tokens_per_s={'-' if speed is None else f'{speed:.1f}'} "
-        f"eta={_duration(rate.eta_s())} failed={snap.failed} workers={snap.workers}"
+        f"eta={_duration(rate.eta_s())} failed={snap.failed} {runs}"
     )
 
 
 class ProgressView:
-    """Shows snapshots: a rich bar on a terminal, plain lines otherwise."""
+    """Shows snapshots: a rich bar on a terminal, plain lines otherwise. `runner` names
+    what runs the job when it is not the queue's workers (`run`: LOCAL_RUNNER), shown
+    instead of the count of active workers."""
 
-    def __init__(self, out: IO[str], terminal: bool) -> None:
+    def __init__(self, out: IO[str], terminal: bool, runner: str | None = None) -> None:
         self.out = out
         self.terminal = terminal
+        self.runner = runner
         self.rate = Rate()
         self._progress: Progress | None = None
         self._bar: TaskID | None = None
 
     def __enter__(self) -> ProgressView:
         if self.terminal:
-            # Fits 80 columns; the job id goes on a line of its own above the bar.
+            # Fits 80 columns (90 with a runner); the job id goes on a line of its own
+            # above the bar.
             columns = (BarColumn(bar_width=12),
                        TextColumn("{task.fields[docs]} docs"),
                        TextColumn("{task.fields[tokens]} tok"),
                        TextColumn("{task.fields[speed]} tok/s"),
                        TextColumn("ETA {task.fields[eta]}"),
                        TextColumn("{task.fields[failed]} failed"),
-                       TextColumn("{task.fields[workers]} workers"))
+                       TextColumn("{task.fields[runs]}"))
             self._progress = Progress(*columns, console=Console(file=self.out))
             self._progress.__enter__()
         return self
@@ -97,7 +107,7 @@ class ProgressView:
     def show(self, snap: Snapshot) -> None:
         self.rate.update(snap)
         if self._progress is None:
-            self.out.write(plain_line(snap, self.rate) + "\n")
+            self.out.write(plain_line(snap, self.rate, self.runner) + "\n")
             self.out.flush()
             return
         speed = self.rate.tokens_per_s()
@@ -105,7 +115,9 @@ class ProgressView:
             "docs": f"{snap.docs_done}/{snap.docs_total}",
             "tokens": f"{snap.tokens_done}/{'' if snap.finished else '~'}{snap.tokens_total}",
             "speed": "-" if speed is None else f"{speed:.0f}",
-            "eta": _duration(self.rate.eta_s()), "failed": snap.failed, "workers": snap.workers,
+            "eta": _duration(self.rate.eta_s()), "failed": snap.failed,
+            "runs": f"{snap.workers} workers" if self.runner is None
+            else f"runner: {self.runner}",
         }
         if self._bar is None:
             self._progress.console.print(f"[bold]job {snap.job_id}[/bold]", highlight=False)

@@ -45,6 +45,7 @@ class JobSummary:
     totals: dict[str, float]  # every summed metric over the documents with results
     created_at: datetime | None
     sweep: SweepPlace | None = None  # the job's place in a sweep, if it is in one
+    corpus: str = ""  # the corpus as it was given (a path, or - for standard input)
 
     def value(self, name: str) -> float | None:
         """The corpus number of a registry metric (a sum, or a rate of sums)."""
@@ -65,7 +66,7 @@ def _summaries(connection: Connection, jobs: list[Any]) -> list[JobSummary]:
     return [JobSummary(job_id=job.id, model=job.model, status=job.status, error=job.error,
                        n_documents=job.n_documents, n_done=counters[job.id][0],
                        totals=counters[job.id][1], created_at=job.created_at,
-                       sweep=sweep_place(job))
+                       sweep=sweep_place(job), corpus=job.corpus)
             for job in jobs]
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from lensbatch.ablation import head_label, parse_heads
 from lensbatch.errors import UserError
 from lensbatch.jobspec import JobSpec
 from lensbatch.status import WORKER_LIVE_SECONDS
@@ -35,21 +34,30 @@ from scheduler.options import (
     Models,
     ModelsFile,
     NoHeads,
+    OptionalCorpus,
     Queue,
+    Resume,
     Stats,
     Stride,
     TaskTokens,
     Windows,
+    given,
     job_spec,
     with_document_limit,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from scheduler.local import RunReport
+    from scheduler.progress import ProgressView
 
 console = Console()
 
 
 def run(
     ctx: typer.Context,
-    corpus: Corpus,
+    corpus: OptionalCorpus = None,
     model: Models = None,
     models: ModelsFile = None,
     device: Device = "auto",
@@ -68,49 +76,99 @@ def run(
     ablation: Ablation = JobSpec.ablation,
     ablate_each_head: AblateEachHead = False,
     ablate_layers: AblateLayers = None,
+    resume: Resume = None,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
 
     With several models (`--model A --model B`, or `--models FILE`), one job per model
-    over the same documents, grouped under a sweep id.
+    over the same documents, grouped under a sweep id. Ctrl-C keeps every result written
+    and prints the command that continues: `lensbatch run --resume JOB`.
 
     Example: lensbatch run corpus/sample.jsonl --model toy-induction --activations pattern
     """
+    from scheduler.local import Interrupted, run_jobs_local
+
+    state = invocation(ctx)
+    try:
+        if resume is not None:
+            reports = _resume(ctx, resume, device)
+        elif corpus is None:
+            raise UserError("give a CORPUS to evaluate, or --resume JOB to continue a job")
+        else:
+            from lensbatch.ablation import parse_heads
+            from scheduler.sweep import ablation_choice, members
+
+            base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
+                           task_tokens=task_tokens, stride=stride, windows=windows,
+                           heads=not no_heads, dtype=dtype, head_scores=head_scores,
+                           ablate=parse_heads(ablate), ablation=ablation)
+            chosen = ablation_choice(members(model, models, base, activations, stats),
+                                     ablate_each_head, ablate_layers)
+            settings = with_document_limit(state.settings, max_document_bytes)
+            reports = run_jobs_local(state.engine, corpus, chosen, device, _views, settings)
+    except Interrupted as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise typer.Exit(130) from None
+    _print_reports(ctx, reports)
+
+
+def _views() -> ProgressView:
+    """`run`'s progress, on standard error (standard output keeps the summaries)."""
+    from scheduler.progress import LOCAL_RUNNER, ProgressView
+
+    return ProgressView(sys.stderr, terminal=sys.stderr.isatty(), runner=LOCAL_RUNNER)
+
+
+def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
+    """`run --resume JOB` (or a sweep id: each of its jobs in order): the jobs' stored
+    options, so no other option than --device may be given."""
+    from lensbatch.store.sweeps import sweep_jobs
+    from scheduler.local import resume_jobs_local
+
+    extra = [param.opts[0] if param.opts[0].startswith("-") else param.opts[0].upper()
+             for param in ctx.command.params
+             if param.name not in (None, "resume", "device") and given(ctx, param.name)]
+    if extra:
+        raise UserError(f"--resume continues a job with its stored options and corpus; "
+                        f"leave out {', '.join(extra)}")
+    state = invocation(ctx)
+    job_ids = [member.job_id for member in sweep_jobs(state.engine, resume)] or [resume]
+    return resume_jobs_local(state.engine, job_ids, device, _views, state.settings, resume)
+
+
+def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:
+    """Each job's summary, then the commands that read it further."""
     from lensbatch.store.queries import job_probe
     from scheduler.compare_view import job_intervals
-    from scheduler.local import run_jobs_local
     from scheduler.output import summary_table
-    from scheduler.progress import ProgressView
-    from scheduler.sweep import ablation_choice, members
 
-    base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
-                   task_tokens=task_tokens, stride=stride, windows=windows,
-                   heads=not no_heads, dtype=dtype, head_scores=head_scores,
-                   ablate=parse_heads(ablate), ablation=ablation)
-    chosen = ablation_choice(members(model, models, base, activations, stats),
-                             ablate_each_head, ablate_layers)
-    state = invocation(ctx)
-    settings = with_document_limit(state.settings, max_document_bytes)
-    reports = run_jobs_local(  # stdout keeps the summaries; progress goes to stderr
-        state.engine, corpus, chosen, device,
-        lambda: ProgressView(sys.stderr, terminal=sys.stderr.isatty()), settings)
+    engine = invocation(ctx).engine
+    sweep = reports[0].summary.sweep
+    heads_swept = sweep is not None and is_ablation_sweep(engine, sweep.sweep_id)
     # An ablation sweep shows its unablated job; `ablations SWEEP` shows the rest.
-    for report in reports[:1] if ablate_each_head else reports:
+    for report in reports[:1] if heads_swept else reports:
         job_id = report.summary.job_id
         console.print(summary_table(report.summary, report.seconds,
-                                    job_probe(state.engine, job_id),
-                                    job_intervals(state.engine, report.summary)))
-    sweep = reports[0].summary.sweep
+                                    job_probe(engine, job_id),
+                                    job_intervals(engine, report.summary)))
     if sweep is None:
         print(f"results: lensbatch results {job_id}")
         print(f"heads:   lensbatch heads {job_id}")
         return
-    if ablate_each_head:
+    if heads_swept:
         print(f"{len(reports) - 1} heads ablated, one job each, evaluated in "
               f"{sum(r.seconds for r in reports):.1f} s")
         print(f"ablations: lensbatch ablations {sweep.sweep_id}")
     print(f"report:  lensbatch report {sweep.sweep_id}")
     print(f"compare: lensbatch compare {sweep.sweep_id}")
+
+
+def is_ablation_sweep(engine: Engine, sweep_id: str) -> bool:
+    """An --ablate-each-head sweep: the unablated job first, then jobs with heads ablated."""
+    from lensbatch.store.ablations import ablation_jobs
+
+    jobs = ablation_jobs(engine, sweep_id)
+    return len(jobs) > 1 and not jobs[0].heads and all(job.heads for job in jobs[1:])
 
 
 def submit(
@@ -148,6 +206,7 @@ def submit(
     from lensbatch.store.jobs import create_jobs
     from scheduler.enqueue import check_broker, enqueue
     from scheduler.output import print_warning
+    from lensbatch.ablation import head_label, parse_heads
     from scheduler.sweep import ablation_choice, members
 
     state = invocation(ctx)

@@ -33,13 +33,21 @@ def print_jobs(engine: Engine) -> None:
     from lensbatch.store.queries import list_jobs
     from scheduler.output import write_rows
 
-    rows = [{"job": s.job_id, "model": s.model,
+    rows = [{"job": s.job_id, "model": s.model, "corpus": corpus_name(s.corpus),
              "sweep": "-" if s.sweep is None else f"{s.sweep.sweep_id}/{s.sweep.index + 1}",
              "status": s.status, "documents": f"{s.n_done}/{s.n_documents}", "loss": s.loss,
              "created": s.created_at.strftime("%Y-%m-%d %H:%M") if s.created_at else "-"}
             for s in list_jobs(engine)]
-    write_rows(rows, ("job", "model", "sweep", "status", "documents", "loss", "created"),
-               "table", sys.stdout)
+    write_rows(rows, ("job", "model", "corpus", "sweep", "status", "documents", "loss",
+                      "created"), "table", sys.stdout)
+
+
+def corpus_name(corpus: str) -> str:
+    """A job's corpus as `jobs` lists it: the file's or directory's name (- for standard
+    input)."""
+    from pathlib import PurePath
+
+    return PurePath(corpus).name or corpus
 
 
 def print_sweep(engine: Engine, sweep_id: str) -> None:
@@ -122,16 +130,24 @@ def resume(
                                          "recorded as failed.")] = False,
 ) -> None:
     """Queue again the documents of a job that have no result (after a broker loss).
+    Without a broker, `lensbatch run --resume JOB` continues the job here instead.
 
     Example: lensbatch resume 3f2a9c1e0b7d4e21 --failed
     """
+    from lensbatch.errors import BrokerUnavailable
     from lensbatch.store.jobs import plan_resume
     from lensbatch.store.queries import job_summary
     from scheduler.enqueue import check_broker, enqueue
 
     state = invocation(ctx)
     job_summary(state.engine, job)  # a wrong id is named before the broker is tried
-    check_broker(state.settings)  # before the job is touched: nothing changes without one
+    try:  # before the job is touched: nothing changes without one
+        check_broker(state.settings)
+    except BrokerUnavailable as exc:
+        if failed:  # `run --resume` leaves the documents failed for good as they are
+            raise
+        raise BrokerUnavailable(f"{exc}; to continue the job here, without a broker: "
+                                f"lensbatch run --resume {job}") from None
     plan = plan_resume(state.engine, job, failed_only=failed)
     enqueue(state.settings, plan.job_id, plan.tasks, plan.queue)
     kind = "failed documents" if failed else "documents"

@@ -8,37 +8,53 @@ from typing import Annotated
 
 import typer
 
+from scheduler.columns import AllColumns, Columns
 from scheduler.context import invocation
-from scheduler.options import Format, JobId, Output
+from scheduler.options import Format, JobId, Output, given
 
 
 def results(ctx: typer.Context, job: JobId, fmt: Format = "table",
-            output: Output = None) -> None:
-    """Per-document metrics of a job.
+            output: Output = None, columns: Columns = None,
+            everything: AllColumns = False) -> None:
+    """Per-document metrics of a job. A table shows the key columns (doc_id, n_tokens,
+    loss, accuracy, induction_hits); --columns or --all the others.
 
     Example: lensbatch results 3f2a9c1e0b7d4e21 --format parquet --output results.parquet
     """
     from lensbatch.store.queries import RESULT_COLUMNS, job_summary, result_rows
+    from scheduler.columns import RESULT_KEY_COLUMNS, choose_columns, project
     from scheduler.output import emit_rows
 
     engine = invocation(ctx).engine
     job_summary(engine, job)  # raises JobNotFound for a wrong id
-    if fmt == "parquet" and output is not None:  # streamed in blocks, whatever the job's size
-        from scheduler.export import write_results_parquet
+    chosen = choose_columns(RESULT_COLUMNS, RESULT_KEY_COLUMNS, fmt, columns, everything)
+    if fmt == "parquet" and output is not None and chosen.columns == RESULT_COLUMNS:
+        from scheduler.export import write_results_parquet  # streamed in blocks
 
         write_results_parquet(engine, job, output)
         return
-    emit_rows(result_rows(engine, job), RESULT_COLUMNS, fmt, output)
+    emit_rows(project(result_rows(engine, job), chosen.columns), chosen.columns, fmt, output,
+              width=chosen.width)
 
 
 PerDocument = Annotated[bool, typer.Option(
     "--per-document", help="Every document's per-head scores instead of the means (jobs "
     "run with --head-scores document).")]
+Top = Annotated[int | None, typer.Option(
+    "--top", help="Only the N heads with the highest --by score.")]
+By = Annotated[str, typer.Option(
+    "--by", help="The score --top ranks heads by (and the order of the rows when given): "
+    "a score column, such as induction_score, prev_token_score or "
+    "probe_induction_score.")]
 
 
 def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
-          output: Output = None, per_document: PerDocument = False) -> None:
-    """Per-head attention summaries averaged over a job's documents, with its induction probe.
+          output: Output = None, per_document: PerDocument = False,
+          columns: Columns = None, everything: AllColumns = False,
+          top: Top = None, by: By = "induction_score") -> None:
+    """Per-head attention summaries averaged over a job's documents, with its induction
+    probe. A table shows the key columns; --columns or --all the others; --top N the N
+    heads with the highest --by score (induction_score unless given).
 
     Example: lensbatch heads 3f2a9c1e0b7d4e21 --format parquet --output heads.parquet
     """
@@ -53,16 +69,33 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
         job_summary,
     )
     from lensbatch.store.report_data import model_card
+    from scheduler.columns import (
+        DOCUMENT_HEAD_KEY_COLUMNS,
+        HEAD_KEY_COLUMNS,
+        choose_columns,
+        project,
+        top_rows,
+    )
     from scheduler.output import emit_rows, has_no_heads, no_heads_line, probe_lines
 
     engine = invocation(ctx).engine
     model = job_summary(engine, job).model  # raises JobNotFound for a wrong id
+    ranked = top is not None or given(ctx, "by")
+    scores = [c for c in HEAD_COLUMNS if c not in ("layer", "head", "n_documents")]
+    if ranked and per_document:
+        raise UserError("--top and --by rank the heads' means: leave out --per-document")
+    if ranked and by not in scores:
+        raise UserError(f"--by takes a score column ({', '.join(scores)}), got {by}")
     if per_document:
         if not has_document_heads(engine, job):
             raise UserError(f"job {job} kept no per-document head scores (run or submit "
                             "it with --head-scores document)")
-        emit_rows(document_head_rows(engine, job), DOCUMENT_HEAD_COLUMNS, fmt, output)
+        chosen = choose_columns(DOCUMENT_HEAD_COLUMNS, DOCUMENT_HEAD_KEY_COLUMNS, fmt,
+                                columns, everything)
+        emit_rows(project(document_head_rows(engine, job), chosen.columns), chosen.columns,
+                  fmt, output, width=chosen.width)
         return
+    chosen = choose_columns(HEAD_COLUMNS, HEAD_KEY_COLUMNS, fmt, columns, everything)
     rows = head_rows(engine, job)
     no_heads = has_no_heads(model_card(engine, model))
     header = probe_lines(job_probe(engine, job), rows, no_heads)
@@ -71,7 +104,9 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
         return
     if no_heads:  # csv, jsonl, parquet: no rows, and the reason where people read it
         sys.stderr.write(no_heads_line(model) + "\n")
-    emit_rows(rows, HEAD_COLUMNS, fmt, output, header=header)
+    shown = top_rows(rows, by, top) if ranked else rows
+    emit_rows(project(shown, chosen.columns), chosen.columns, fmt, output, header=header,
+              width=chosen.width)
 
 
 def report(
