@@ -202,11 +202,11 @@ def submit(
 
     Example: lensbatch submit corpus/sample.jsonl --model gpt2-small-random --queue cpu
     """
+    from lensbatch.ablation import head_label, parse_heads
     from lensbatch.store.consumers import live_queues
     from lensbatch.store.jobs import create_jobs
     from scheduler.enqueue import check_broker, enqueue
     from scheduler.output import print_warning
-    from lensbatch.ablation import head_label, parse_heads
     from scheduler.sweep import ablation_choice, members
 
     state = invocation(ctx)
