@@ -20,9 +20,10 @@ from bench.rows import (
     memory_rows,
     queue_rows,
     submit_rows,
+    top_group,
 )
 
-ALL_ROWS = "abcdefghijr"
+ALL_ROWS = "abcdefghijnr"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
                                ("f", submit_rows), ("g", memory_rows), ("i", interval_rows),
-                               ("j", lmeval_group), ("r", ablation_rows)):
+                               ("j", lmeval_group), ("n", top_group),
+                               ("r", ablation_rows)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)

@@ -229,3 +229,10 @@ def lmeval_group(options: Options, work: Path) -> list[Row]:
     else:
         texts = spread_corpus(options.scale, options.per_length)
     return lmeval_rows(texts, work, options.reps, options.batch_tokens)
+
+
+def top_group(options: Options, work: Path) -> list[Row]:
+    """n: top activations' storage per job and their reduction's cost (bench/top.py)."""
+    from bench.top import top_rows
+
+    return top_rows(options.model, options.device, options.scale, options.reps, work)

@@ -124,8 +124,9 @@ def storage_rows(engine: Engine, n_docs: int) -> list[Row]:
 
 
 def query_rows(engine: Engine, services: Services, job_id: str) -> list[Row]:
+    from lensbatch.store.head_queries import head_rows
     from lensbatch.store.progress import read_snapshot
-    from lensbatch.store.queries import failed_documents, head_rows, job_summary, list_jobs
+    from lensbatch.store.queries import failed_documents, job_summary, list_jobs
 
     startup = median([run_cli(services, "--help")[0] for _ in range(3)])
     rows = [Row("s0", "`lensbatch --help` (interpreter start-up)", startup, "s")]

@@ -1,6 +1,7 @@
 """Reading corpora as streams of documents, with errors that name the file and line.
 
-CORPUS is a .jsonl file (one object per line: `text` required, `id` optional), a .txt
+CORPUS is a .jsonl file (one object per line: `text` required, `id` optional, any other
+field kept as the document's metadata, lensbatch/docmeta.py), a .txt
 or .md file (one document), a directory of .txt/.md files (one document each, sorted
 by path), or `-` for JSONL on standard input. Nothing is evaluated or executed: a path
 is only ever opened and read.
@@ -21,8 +22,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from lensbatch.docmeta import document_metadata
 from lensbatch.errors import CorpusError
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -41,6 +43,10 @@ class Doc:
     text: str
     source: str  # the file it came from
     where: str  # file and line, for messages
+    # the JSONL object's other fields (lensbatch/docmeta.py) and their JSON text; None
+    # when it has none
+    metadata: dict[str, Any] | None = None
+    metadata_json: str | None = None
 
 
 def _decode(raw: bytes, where: str) -> str:
@@ -111,7 +117,8 @@ def _jsonl_docs(stream: BinaryIO, name: str, limit: int) -> Iterator[Doc]:
         if size > limit:
             raise _too_large(where, size, limit)
         _utf8_size(str(raw_id), "'id'", where)
-        yield Doc(str(raw_id), text, name, where)
+        metadata = document_metadata(obj, where)
+        yield Doc(str(raw_id), text, name, where, *(metadata or (None, None)))
 
 
 def _text_doc(path: Path, doc_id: str, limit: int) -> Doc:

@@ -188,6 +188,31 @@ def resolve_activations(requested: Sequence[str], shape: ModelShape) -> list[str
     return resolved
 
 
+def check_top_hooks(names: Sequence[str]) -> None:
+    """--top-activations takes hooks whose last dimension is a neuron (or a head's
+    dimension): not attention patterns or scores, whose last dimension is a key."""
+    for name in names:
+        if hook_kind(name) == "attention":
+            raise JobSpecError(f"--top-activations takes hooks with neurons, not {name!r} "
+                               "(its last dimension is the attended position)")
+
+
+_SHORT_WITH_LAYER = re.compile(r"([a-z_]+?)\.?(\d+)")
+
+
+def one_hook(name: str) -> str:
+    """One full hook name from a full name (blocks.1.mlp.hook_post, hook_embed) or
+    shorthand with its layer (mlp_post1, z0, resid_post.3); JobSpecError otherwise."""
+    name = name.strip()
+    if _BLOCK_NAME.fullmatch(name) or name in GLOBAL_HOOKS:
+        return name
+    match = _SHORT_WITH_LAYER.fullmatch(name)
+    if match and match.group(1) in SHORTHAND:
+        return get_act_name(match.group(1), int(match.group(2)))
+    raise JobSpecError(f"unknown hook {name!r}: give a full name (blocks.1.mlp.hook_post, "
+                       "hook_embed) or shorthand with its layer (mlp_post1, z0)")
+
+
 def split_list(value: str | None) -> tuple[str, ...]:
     """'a, b,,c' -> ('a', 'b', 'c'): the CLI's comma-separated options."""
     if not value:

@@ -23,6 +23,9 @@ HEAD_SCORE_STORAGE = ("job", "document")
 # positions of the job's first documents (worker/engine/ablation.py).
 ABLATIONS = ("zero", "mean")
 Head = tuple[int, int]  # (layer, head)
+# Activations kept per neuron by --top-activations (lensbatch/top.py), by default and at most.
+DEFAULT_TOP_K = 20
+MAX_TOP_K = 1000
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class JobSpec:
     # measured, and with what (ABLATIONS).
     ablate: tuple[Head, ...] = field(default_factory=tuple)
     ablation: str = "zero"
+    # Hooks whose neurons get their top_k highest activations over the corpus, with
+    # document and position, a histogram and the share above zero (lensbatch/top.py).
+    top_activations: tuple[str, ...] = field(default_factory=tuple)
+    top_k: int = DEFAULT_TOP_K
 
     def validate(self) -> JobSpec:
         if not self.model.strip():
@@ -97,6 +104,8 @@ class JobSpec:
             raise JobSpecError("--stats needs --activations (the hooks to summarise)")
         if self.activations and not self.stats:
             raise JobSpecError(f"--activations needs --stats (any of {', '.join(STATS)})")
+        if not 1 <= self.top_k <= MAX_TOP_K:
+            raise JobSpecError(f"--top-k must be 1 to {MAX_TOP_K}, got {self.top_k}")
         return self
 
     def check_stride(self, n_ctx: int) -> JobSpec:
@@ -126,13 +135,14 @@ class JobSpec:
         data["activations"] = list(self.activations)
         data["stats"] = list(self.stats)
         data["ablate"] = [list(head) for head in self.ablate]
+        data["top_activations"] = list(self.top_activations)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobSpec:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        for key in ("activations", "stats"):
+        for key in ("activations", "stats", "top_activations"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
         if "ablate" in kwargs:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from lensbatch.errors import UserError
 from lensbatch.settings import url_host
 from lensbatch.store.errors import describe_db_error
-from scheduler.commands import compare, evaluate, jobs, results
+from scheduler.commands import compare, evaluate, jobs, results, top
 from scheduler.context import Invocation, load_settings
 
 app = typer.Typer(
@@ -36,7 +36,7 @@ app.add_typer(db_app, name="db")
 for command in (evaluate.run, evaluate.submit, evaluate.worker, jobs.status, jobs.jobs,
                 results.results, results.heads, evaluate.score, evaluate.inspect,
                 jobs.resume, jobs.cancel, jobs.workers, results.report, results.export,
-                compare.compare, compare.ablations, compare.tokens):
+                compare.compare, compare.ablations, compare.tokens, top.top, top.neurons):
     app.command()(command)
 db_app.command("upgrade")(jobs.db_upgrade)
 

@@ -25,7 +25,8 @@ from lensbatch.compare import (
 )
 from lensbatch.errors import UserError
 from lensbatch.metrics import HEAD_SCORES
-from lensbatch.store.queries import JobSummary, head_means, job_moments, job_summary
+from lensbatch.store.head_queries import head_means
+from lensbatch.store.queries import JobSummary, job_moments, job_summary
 from lensbatch.store.sweeps import document_sums, resolve_jobs
 
 PARTS = ("corpus", "differences", "documents", "heads")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,10 +103,21 @@ def export_job(engine: Engine, job_id: str, directory: Path) -> dict[str, int]:
     return written
 
 
-def _field(name: str, values: Sequence[Any]) -> pa.Field:
-    """A registry metric's column gets its type (int64 for counts, float64 otherwise),
-    doc_id is a string; any other column's type is inferred from `values` (all null:
-    string)."""
+# Arrow types of a metadata field's column, by its kind (lensbatch/docmeta.py).
+KIND_TYPES = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(),
+              "string": pa.string(), "json": pa.string()}
+# `results --activations`: its columns' types, whatever the first rows hold.
+ACTIVATION_TYPES = {"doc_id": pa.string(), "hook": pa.string(), "layer": pa.int64(),
+                    "head": pa.int64(), "stat": pa.string(), "value": pa.float64()}
+Types = Mapping[str, pa.DataType]
+
+
+def _field(name: str, values: Sequence[Any], types: Types | None = None) -> pa.Field:
+    """A column named in `types` gets that type, a registry metric's column its own
+    (int64 for counts, float64 otherwise), doc_id is a string; any other column's type
+    is inferred from `values` (all null: string)."""
+    if types and name in types:
+        return pa.field(name, types[name])
     if name == "doc_id":
         return pa.field(name, pa.string())
     for metric in DOC_METRICS:
@@ -124,19 +135,21 @@ def tuple_batches(rows: Iterable[dict[str, Any]], columns: Sequence[str],
         yield batch
 
 
-def write_parquet(rows: Iterable[dict[str, Any]], columns: Sequence[str], path: str) -> int:
+def write_parquet(rows: Iterable[dict[str, Any]], columns: Sequence[str], path: str,
+                  types: Types | None = None) -> int:
     """Rows of dicts (as `heads` produces) to one Parquet file; returns the count."""
-    return write_tuple_batches(tuple_batches(rows, columns), columns, path)
+    return write_tuple_batches(tuple_batches(rows, columns), columns, path, types)
 
 
 def write_tuple_batches(batches: Iterable[Sequence[tuple[Any, ...]]], columns: Sequence[str],
-                        path: str) -> int:
+                        path: str, types: Types | None = None) -> int:
     """Batches of tuples in `columns` order (as `results` streams them) to one Parquet
-    file, the column types fixed by the first batch (see _field); returns the count."""
+    file, the column types given by `types` or fixed by the first batch (see _field);
+    returns the count."""
     iterator = iter(batches)
     first = next(iterator, [])
     by_column = list(zip(*first, strict=True)) if first else [() for _ in columns]
-    schema = pa.schema([_field(name, values)
+    schema = pa.schema([_field(name, values, types)
                         for name, values in zip(columns, by_column, strict=True)])
 
     def tables() -> Iterator[pa.Table]:
@@ -172,11 +185,12 @@ class _ChunkStream(io.RawIOBase):
         return size
 
 
-def write_csv_parquet(chunks: Iterator[bytes], columns: Sequence[str], path: str) -> int:
+def write_csv_parquet(chunks: Iterator[bytes], columns: Sequence[str], path: str,
+                      types: Types | None = None) -> int:
     """CSV as PostgreSQL's COPY writes it (no header; NULL an unquoted empty field, an
     empty string quoted) to one Parquet file, typed as write_tuple_batches types the
-    registry's columns; pyarrow parses it in blocks, so memory stays flat."""
-    schema = pa.schema([_field(name, ()) for name in columns])
+    columns; pyarrow parses it in blocks, so memory stays flat."""
+    schema = pa.schema([_field(name, (), types) for name in columns])
     reader = pacsv.open_csv(
         io.BufferedReader(_ChunkStream(chunks), buffer_size=1 << 22),
         read_options=pacsv.ReadOptions(column_names=list(columns), block_size=1 << 22),
@@ -191,9 +205,11 @@ def write_csv_parquet(chunks: Iterator[bytes], columns: Sequence[str], path: str
 def write_results_parquet(engine: Engine, job_id: str, path: str) -> int:
     """`lensbatch results JOB --format parquet`: PostgreSQL's COPY as CSV into pyarrow
     where the database has it, else streamed rows; the same file either way."""
-    from lensbatch.store.queries import RESULT_COLUMNS, result_batches, result_csv
+    from lensbatch.store.queries import result_batches, result_csv, result_layout
 
+    layout = result_layout(engine, job_id)
+    types = {name: KIND_TYPES[kind] for name, kind in layout.kinds.items()}
     chunks = result_csv(engine, job_id)
     if chunks is not None:
-        return write_csv_parquet(chunks, RESULT_COLUMNS, path)
-    return write_tuple_batches(result_batches(engine, job_id), RESULT_COLUMNS, path)
+        return write_csv_parquet(chunks, layout.columns, path, types)
+    return write_tuple_batches(result_batches(engine, job_id), layout.columns, path, types)

@@ -56,6 +56,12 @@ Activations = Annotated[str | None, typer.Option(
 Stats = Annotated[str | None, typer.Option(
     help="Statistics of each hook, comma-separated: mean, std, norm, absmax, frac_zero "
          "(default with --activations: mean,norm).")]
+TopActivations = Annotated[str | None, typer.Option(
+    help="Hooks whose neurons get their --top-k highest activations over the corpus, "
+         "with document and position (`lensbatch top`, `lensbatch neurons`), "
+         "comma-separated as --activations: mlp_post, resid_post, blocks.1.mlp.hook_post; "
+         "per head for hook_z and the other head hooks.")]
+TopK = Annotated[int, typer.Option(help="Activations kept per neuron (--top-activations).")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 MaxDocumentBytes = Annotated[int | None, typer.Option(
     help="Largest document accepted, in bytes of UTF-8; a larger one is refused with its "
@@ -86,7 +92,7 @@ def job_spec(spec: JobSpec, activations: str | None = None,
     stored: numbers, model name, statistics and hook names."""
     from dataclasses import replace
 
-    from lensbatch.hooks import resolve_activations, split_list
+    from lensbatch.hooks import check_top_hooks, resolve_activations, split_list
     from lensbatch.models import model_context, model_heads, model_shape, model_source
 
     hooks = split_list(activations)
@@ -97,6 +103,7 @@ def job_spec(spec: JobSpec, activations: str | None = None,
     heads = model_heads(spec.model)  # None for a hub model: the worker checks the heads
     if heads is not None:
         spec.check_heads(*heads)
+    check_top_hooks(resolve_activations(spec.top_activations, model_shape(spec.model)))
     n_ctx = model_context(spec.model)  # None for a hub model: the worker checks it
     return spec if n_ctx is None else spec.check_stride(n_ctx)
 

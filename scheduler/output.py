@@ -16,7 +16,8 @@ from rich.table import Table
 from lensbatch.bootstrap import BOOTSTRAP_DOCUMENTS, SAMPLES, Interval
 from lensbatch.errors import UserError
 from lensbatch.metrics import DOC_METRICS, DocMetric, Ratio
-from lensbatch.store.queries import JobSummary, ProbeSummary
+from lensbatch.store.head_queries import ProbeSummary
+from lensbatch.store.queries import JobSummary
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
 

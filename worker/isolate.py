@@ -57,16 +57,17 @@ def _one(
         return seq, describe(exc)
 
 
-def evaluate_isolating(evaluate: Evaluator, todo: Sequence[tuple[int, str]]) -> Outcome:
-    """Evaluate all documents together; on an exception, each one alone."""
-    try:
-        metrics = evaluate([text for _, text in todo])
-    except Exception:  # isolated below; the error is recorded per document
-        singles = [_one(evaluate, seq, text) for seq, text in todo]
-        return Outcome(
-            done=[(s, m) for s, m in singles if isinstance(m, DocEvaluation)],
-            failed=[(s, m) for s, m in singles if isinstance(m, str)],
-        )
+def evaluate_each(evaluate: Evaluator, todo: Sequence[tuple[int, str]]) -> Outcome:
+    """Evaluate each document alone, recording the errors."""
+    singles = [_one(evaluate, seq, text) for seq, text in todo]
+    return Outcome(
+        done=[(s, m) for s, m in singles if isinstance(m, DocEvaluation)],
+        failed=[(s, m) for s, m in singles if isinstance(m, str)],
+    )
+
+
+def checked(todo: Sequence[tuple[int, str]], metrics: Sequence[DocEvaluation]) -> Outcome:
+    """The documents evaluated together, those with non-finite metrics failed."""
     done: list[tuple[int, DocEvaluation]] = []
     failed: list[tuple[int, str]] = []
     for (seq, _), m in zip(todo, metrics, strict=True):
@@ -75,3 +76,12 @@ def evaluate_isolating(evaluate: Evaluator, todo: Sequence[tuple[int, str]]) -> 
         except NonFiniteMetrics as exc:
             failed.append((seq, describe(exc)))
     return Outcome(done, failed)
+
+
+def evaluate_isolating(evaluate: Evaluator, todo: Sequence[tuple[int, str]]) -> Outcome:
+    """Evaluate all documents together; on an exception, each one alone."""
+    try:
+        metrics = evaluate([text for _, text in todo])
+    except Exception:  # isolated below; the error is recorded per document
+        return evaluate_each(evaluate, todo)
+    return checked(todo, metrics)

@@ -25,14 +25,14 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.settings import DEFAULT_CACHE_DIR
 from lensbatch.store.attempts import Claimed, Claimer, claim_alone
 from lensbatch.store.jobs import fail_job
-from lensbatch.store.tasks import Written, claim, write_task
+from lensbatch.store.tasks import Outcome, PartialWrite, Written, claim, write_task
 from worker.ablation import job_ablation
 from worker.dbretry import retry_db
 from worker.engine.ablation import HeadAblation, ablating, check_heads
-from worker.engine.evaluate import analyse_texts
-from worker.engine.models import load_model, model_record, resolve_hooks
+from worker.engine.models import load_model, model_record, resolve_hooks, resolve_top_hooks
 from worker.engine.probe import probe_model, run_probe
-from worker.isolate import DocumentsFailed, evaluate_isolating
+from worker.isolate import DocumentsFailed
+from worker.topeval import evaluate_task
 
 log = logging.getLogger("lensbatch.worker")
 
@@ -86,26 +86,38 @@ class TaskRun:
             log.warning("job %s document %d recorded failed: %s", self.job_id, seq, reason)
         if not claimed.todo:
             return NOTHING, []
-        spec, runtime, model = self.spec, self.runtime, self.model
-        with ablating(model, self.ablation):
-            outcome = evaluate_isolating(lambda texts: analyse_texts(model, texts, spec),
-                                         claimed.todo)
+        todo = claimed.todo
+        while True:
+            outcome, written = self._evaluate(todo)
+            try:
+                retry = retry_db(partial(write_task, self.engine, self.job_id, written,
+                                         self.runtime.claimer), "writing results")
+            except PartialWrite as exc:  # nothing written: the rest again, without the
+                again = set(exc.seqs) | {seq for seq, _ in outcome.failed}  # others' results
+                todo = [(seq, text) for seq, text in todo if seq in again]
+                continue
+            self.probed = True
+            return TaskDone(len(outcome.done),
+                            sum(e.metrics.n_tokens for _, e in outcome.done)), retry
+
+    def _evaluate(self, todo: list[tuple[int, str]]) -> tuple[Outcome, Written]:
+        spec, runtime = self.spec, self.runtime
+        with ablating(self.model, self.ablation):
+            outcome, tops = evaluate_task(self.model, spec, todo)
             # The probe is a per-head summary too: a behaviour-only job (--no-heads) has
             # none. An ablated model's probe is its own (not the model's cached one).
             probe = None if self.probed or not spec.heads else (
-                run_probe(model) if self.ablation is not None else probe_model(
+                run_probe(self.model) if self.ablation is not None else probe_model(
                     spec.model, runtime.device, spec.dtype, runtime.cache_dir))
         for seq, error in outcome.failed:
             log.warning("job %s document %d failed: %s", self.job_id, seq, error)
-        written = Written(outcome, probe, spec.model,
-                          model_record(spec.model, runtime.device, spec.dtype,
-                                       runtime.cache_dir),
-                          per_document_heads=spec.head_scores == "document")
-        retry = retry_db(lambda: write_task(self.engine, self.job_id, written,
-                                            runtime.claimer), "writing results")
-        self.probed = True
-        return TaskDone(len(outcome.done),
-                        sum(e.metrics.n_tokens for _, e in outcome.done)), retry
+        return outcome, Written(outcome, probe, spec.model,
+                                model_record(spec.model, runtime.device, spec.dtype,
+                                             runtime.cache_dir),
+                                per_document_heads=spec.head_scores == "document",
+                                tops=tuple(tops),
+                                top_covers=frozenset(seq for seq, _ in outcome.done),
+                                top_k=spec.top_k)
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ def _load(engine: Engine, job_id: str, spec: JobSpec, runtime: Runtime) -> Loade
     try:
         model = load_model(spec.model, runtime.device, spec.dtype, runtime.cache_dir)
         resolve_hooks(model, spec.activations)  # a hook this model lacks fails the job
+        resolve_top_hooks(model, spec.top_activations)
         spec.check_stride(int(model.cfg.n_ctx))  # a hub model's context is known only here
         check_heads(model, spec)  # so are its heads
         ablation = retry_db(lambda: job_ablation(engine, job_id, spec, model),

@@ -5,7 +5,8 @@ them), and each job's list into `job_documents` (the jobs of a sweep share one c
 On PostgreSQL a chunk is copied into a temporary table with COPY and moved by INSERT ...
 SELECT statements (ten million documents stream in minutes with flat memory); elsewhere
 it is inserted row by row. A duplicate document id is caught by job_documents' unique
-constraint, and named by file and line.
+constraint, and named by file and line. A document's metadata (its other JSONL fields)
+goes with its job_documents row.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Column,
     Connection,
     Integer,
@@ -37,6 +39,7 @@ staging = Table(
     "staging_documents", MetaData(),
     Column("seq", Integer), Column("doc_id", String(512)), Column("source", Text),
     Column("content_hash", String(64)), Column("text", Text), Column("n_chars", Integer),
+    Column("metadata", JSON),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
 STAGING_COLUMNS = tuple(c.name for c in staging.columns)
@@ -84,7 +87,8 @@ def _copy_chunk(connection: Connection, job_ids: list[str], first_seq: int,
         with cursor.copy(COPY_STAGING) as copy:
             for i, doc in enumerate(docs):
                 copy.write_row((first_seq + i, doc.doc_id, doc.source,
-                                content_hash(doc.text), doc.text, len(doc.text)))
+                                content_hash(doc.text), doc.text, len(doc.text),
+                                doc.metadata_json))
     d, jd = schema.documents, schema.job_documents
     connection.execute(
         INSERTS["postgresql"](d).from_select(
@@ -94,10 +98,10 @@ def _copy_chunk(connection: Connection, job_ids: list[str], first_seq: int,
         .on_conflict_do_nothing(index_elements=["content_hash"]))
     for job_id in job_ids:
         moved = (select(literal(job_id), staging.c.seq, staging.c.doc_id, d.c.id,
-                        staging.c.source)
+                        staging.c.source, staging.c.metadata)
                  .join(d, d.c.content_hash == staging.c.content_hash))
         _insert_job_documents(connection, job_id, docs, jd.insert().from_select(
-            ["job_id", "seq", "doc_id", "document_id", "source"], moved))
+            ["job_id", "seq", "doc_id", "document_id", "source", "metadata"], moved))
     connection.execute(text("TRUNCATE staging_documents"))
 
 
@@ -114,7 +118,7 @@ def _insert_chunk(connection: Connection, job_ids: list[str], first_seq: int,
     for job_id in job_ids:
         _insert_job_documents(connection, job_id, docs, schema.job_documents.insert(), [
             {"job_id": job_id, "seq": first_seq + i, "doc_id": doc.doc_id,
-             "document_id": ids[h], "source": doc.source}
+             "document_id": ids[h], "source": doc.source, "metadata": doc.metadata}
             for i, (h, doc) in enumerate(zip(hashes, docs, strict=True))])
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from lensbatch.corpus import DEFAULT_MAX_DOCUMENT_BYTES, chunked, read_corpus
+from lensbatch.docmeta import FieldKinds
 from lensbatch.errors import JobNotFound, UserError
 from lensbatch.jobspec import JobSpec
 from lensbatch.planning import TaskList, TaskPlanner
@@ -90,6 +91,7 @@ def _create_jobs_once(engine: Engine, corpus: str, members: list[Member],
     job_ids = [new_id() for _ in members]
     planner = TaskPlanner(members[0].spec.task_tokens)  # a sweep's jobs share options
     n_docs = n_chars = 0
+    fields = FieldKinds()
     with engine.begin() as connection:
         connection.execute(schema.jobs.insert(), [{
             "id": job_id, "model": member.spec.model, "settings": member.spec.to_json(),
@@ -104,10 +106,11 @@ def _create_jobs_once(engine: Engine, corpus: str, members: list[Member],
             for i, doc in enumerate(chunk):
                 planner.add(n_docs + i, len(doc.text))
                 n_chars += len(doc.text)
+                fields.add(doc.metadata, doc.where)
             n_docs += len(chunk)
         connection.execute(update(schema.jobs).where(schema.jobs.c.id.in_(job_ids)).values(
-            n_documents=n_docs, n_tasks=len(planner.tasks), n_chars=n_chars
-        ))
+            n_documents=n_docs, n_tasks=len(planner.tasks), n_chars=n_chars,
+            metadata_fields=fields.fields()))
     return Created([PlannedJob(job_id, planner.tasks, n_docs) for job_id in job_ids],
                    sweep_id)
 

@@ -8,6 +8,7 @@ the per-document ones (`results`) stream.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, func, select
 
-from lensbatch.metrics import HEAD_SCORE_NAMES, LISTED_METRICS, PROBE_SCORES
+from lensbatch.docmeta import Fields, column_names, column_value, stored_fields
+from lensbatch.metrics import LISTED_METRICS
 from lensbatch.metrics import corpus_value as _corpus_value
 from lensbatch.store import schema
 from lensbatch.store.jobs import job_row
-from lensbatch.store.packing import unpack_heads
-from lensbatch.store.totals import head_mean_rows, moments, progress
+from lensbatch.store.totals import moments, progress
 
 # Rows fetched at a time by the queries that stream (a server-side cursor on PostgreSQL).
 STREAM_ROWS = 50_000
@@ -89,7 +90,8 @@ def job_moments(engine: Engine, job_id: str) -> dict[str, float]:
         return moments(connection, job_id)
 
 
-def list_jobs(engine: Engine, limit: int = 50) -> list[JobSummary]:
+def list_jobs(engine: Engine, limit: int | None = 50) -> list[JobSummary]:
+    """The newest `limit` jobs, newest first (None: every job)."""
     with engine.connect() as connection:
         jobs = connection.execute(
             select(schema.jobs).order_by(schema.jobs.c.created_at.desc()).limit(limit)
@@ -97,45 +99,93 @@ def list_jobs(engine: Engine, limit: int = 50) -> list[JobSummary]:
         return _summaries(connection, list(jobs))
 
 
-RESULT_COLUMNS = ("doc_id", *LISTED_METRICS)
+RESULT_COLUMNS = ("doc_id", *LISTED_METRICS)  # then a column per metadata field
 
 
-def _result_query(job_id: str) -> Select[Any]:
+@dataclass(frozen=True)
+class ResultLayout:
+    """The columns of a job's `results`: RESULT_COLUMNS, then one per metadata field of
+    its documents (lensbatch/docmeta.py), in first-seen order."""
+
+    fields: Fields  # (field, kind)
+
+    @property
+    def metadata_columns(self) -> list[str]:
+        return column_names(self.fields, RESULT_COLUMNS)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*RESULT_COLUMNS, *self.metadata_columns)
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Each metadata column's kind."""
+        return dict(zip(self.metadata_columns, (kind for _, kind in self.fields),
+                        strict=True))
+
+
+def result_layout(engine: Engine, job_id: str) -> ResultLayout:
+    """The job's result columns; JobNotFound for a wrong id."""
+    with engine.connect() as connection:
+        return ResultLayout(stored_fields(job_row(connection, job_id).metadata_fields))
+
+
+def _result_query(job_id: str, extra: tuple[Any, ...] = ()) -> Select[Any]:
     r, jd = schema.results, schema.job_documents
-    return (select(jd.c.doc_id, *(r.c[name] for name in LISTED_METRICS))
+    return (select(jd.c.doc_id, *(r.c[name] for name in LISTED_METRICS), *extra)
             .join(jd, (jd.c.job_id == r.c.job_id) & (jd.c.seq == r.c.seq))
             .where(r.c.job_id == job_id)
             .order_by(r.c.seq))
 
 
+def _with_metadata(row: Any, fields: Fields) -> tuple[Any, ...]:
+    """A row of _result_query with the metadata column last, that column spread into
+    one value per field."""
+    *values, stored = row
+    if isinstance(stored, str):  # a JSON column read as text by a driver
+        stored = json.loads(stored)
+    stored = stored or {}
+    return (*values, *(column_value(kind, stored.get(name)) for name, kind in fields))
+
+
 def result_batches(engine: Engine, job_id: str,
                    size: int = STREAM_ROWS) -> Iterator[list[tuple[Any, ...]]]:
     """The job's results in corpus order, `size` rows at a time, each row a tuple of
-    RESULT_COLUMNS (doc_id and every listed metric): a server-side cursor, so memory
-    does not grow with the job."""
+    result_layout(...).columns (doc_id, every listed metric, every metadata field): a
+    server-side cursor, so memory does not grow with the job."""
+    fields = result_layout(engine, job_id).fields
+    extra = (schema.job_documents.c.metadata,) if fields else ()
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=size).execute(
-            _result_query(job_id))
+            _result_query(job_id, extra))
         for partition in result.partitions():
-            yield [tuple(row) for row in partition]
+            if fields:
+                yield [_with_metadata(row, fields) for row in partition]
+            else:
+                yield [tuple(row) for row in partition]
 
 
 def result_rows(engine: Engine, job_id: str) -> Iterator[dict[str, Any]]:
-    """One dict per document with a result, in corpus order: doc_id and every listed
-    metric."""
+    """One dict per document with a result, in corpus order: doc_id, every listed
+    metric and every metadata field (result_layout's columns)."""
+    columns = result_layout(engine, job_id).columns
     for batch in result_batches(engine, job_id):
         for row in batch:
-            yield dict(zip(RESULT_COLUMNS, row, strict=True))
+            yield dict(zip(columns, row, strict=True))
 
 
 def result_csv(engine: Engine, job_id: str) -> Iterator[bytes] | None:
-    """On PostgreSQL, the job's results as CSV (RESULT_COLUMNS, no header, NULL an
-    unquoted empty field, floats in the shortest form that reads back exactly), in
-    corpus order, as COPY sends it, in chunks of about a megabyte: PostgreSQL formats
-    every row. None on other databases."""
+    """On PostgreSQL, the job's results as CSV (result_layout's columns, no header,
+    NULL an unquoted empty field, floats in the shortest form that reads back exactly;
+    a metadata field as PostgreSQL's ->> gives it), in corpus order, as COPY sends it,
+    in chunks of about a megabyte: PostgreSQL formats every row. None on other
+    databases."""
     if engine.dialect.name != "postgresql":
         return None
-    return _copy_out(engine, _result_query(job_id))
+    metadata = schema.job_documents.c.metadata
+    fields = result_layout(engine, job_id).fields
+    return _copy_out(engine, _result_query(job_id, tuple(
+        metadata[name].as_string() for name, _ in fields)))
 
 
 def _copy_out(engine: Engine, query: Select[Any]) -> Iterator[bytes]:
@@ -153,86 +203,6 @@ def _copy_out(engine: Engine, query: Select[Any]) -> Iterator[bytes]:
                         pending.clear()
                 if pending:
                     yield bytes(pending)
-
-
-@dataclass(frozen=True)
-class ProbeSummary:
-    model: str
-    n_tokens: int
-    first_copy_loss: float | None
-    second_copy_loss: float | None
-
-
-def job_probe(engine: Engine, job_id: str) -> ProbeSummary | None:
-    p = schema.probes
-    with engine.connect() as connection:
-        row = connection.execute(select(p).where(p.c.job_id == job_id)).first()
-    if row is None:
-        return None
-    return ProbeSummary(row.model, row.n_tokens, row.first_copy_loss, row.second_copy_loss)
-
-
-def probe_head_rows(engine: Engine, job_id: str) -> list[Any]:
-    """The probe's per-head scores: layer, head and PROBE_SCORES."""
-    ph = schema.probe_heads
-    with engine.connect() as connection:
-        return list(connection.execute(
-            select(ph.c.layer, ph.c.head, *(ph.c[name] for name in PROBE_SCORES))
-            .where(ph.c.job_id == job_id).order_by(ph.c.layer, ph.c.head)))
-
-
-def head_means(engine: Engine, job_id: str) -> list[Any]:
-    """Per (layer, head): every head score averaged over the job's documents (a score
-    that is null for a document, such as induction_score without a repeated token,
-    leaves that document out), and n_documents; from the job's per-head sums."""
-    with engine.connect() as connection:
-        return head_mean_rows(connection, job_id)
-
-
-# `lensbatch heads`: per-head means over the job's documents, and the probe's scores.
-HEAD_COLUMNS = ("layer", "head", "n_documents", *HEAD_SCORE_NAMES,
-                *(f"probe_{name}" for name in PROBE_SCORES))
-
-
-def head_rows(engine: Engine, job_id: str) -> list[dict[str, Any]]:
-    """One dict per (layer, head): HEAD_COLUMNS. Probe scores may come alone."""
-    rows: dict[tuple[int, int], dict[str, Any]] = {}
-    for row in head_means(engine, job_id):
-        rows[(row.layer, row.head)] = {**dict.fromkeys(HEAD_COLUMNS), **row._mapping}
-    for row in probe_head_rows(engine, job_id):
-        entry = rows.setdefault((row.layer, row.head), {
-            **dict.fromkeys(HEAD_COLUMNS), "layer": row.layer, "head": row.head,
-            "n_documents": 0})
-        entry.update({f"probe_{name}": row._mapping[name] for name in PROBE_SCORES})
-    return [{key: rows[k][key] for key in HEAD_COLUMNS} for k in sorted(rows)]
-
-
-# `lensbatch heads --per-document`: every document's per-head scores, unpacked.
-DOCUMENT_HEAD_COLUMNS = ("doc_id", "layer", "head", *HEAD_SCORE_NAMES)
-
-
-def document_head_rows(engine: Engine, job_id: str) -> Iterator[dict[str, Any]]:
-    """One dict per (document, layer, head) of a job that kept per-document head
-    scores (`--head-scores document`), in corpus order: DOCUMENT_HEAD_COLUMNS."""
-    h, jd = schema.head_scores, schema.job_documents
-    query = (select(jd.c.doc_id, h).join(jd, (jd.c.job_id == h.c.job_id)
-                                         & (jd.c.seq == h.c.seq))
-             .where(h.c.job_id == job_id).order_by(h.c.seq))
-    with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=1000).execute(
-            query)
-        for row in result:
-            packed = [row._mapping[name] for name in HEAD_SCORE_NAMES]
-            for layer, head, scores in unpack_heads(row.n_heads, packed):
-                yield {"doc_id": row.doc_id, "layer": layer, "head": head,
-                       **dict(zip(HEAD_SCORE_NAMES, scores, strict=True))}
-
-
-def has_document_heads(engine: Engine, job_id: str) -> bool:
-    h = schema.head_scores
-    with engine.connect() as connection:
-        return connection.execute(select(h.c.seq).where(h.c.job_id == job_id)
-                                  .limit(1)).first() is not None
 
 
 def failed_documents(engine: Engine, job_id: str) -> list[dict[str, Any]]:

@@ -12,6 +12,9 @@ from lensbatch.store import schema
 from lensbatch.store.jobs import job_row
 from lensbatch.store.packing import unpack_bits, unpack_positions
 
+# The layer of a hook outside the blocks (hook_embed, ln_final), as activation_means gives it.
+NO_LAYER = schema.NO_LAYER
+
 
 def job_record(engine: Engine, job_id: str) -> dict[str, Any]:
     """The jobs row as a dict, its settings decoded; JobNotFound for a wrong id."""

@@ -72,6 +72,9 @@ jobs = Table(
     Column("sweep_id", String(64), nullable=True, index=True),
     Column("sweep_index", Integer, nullable=True),
     Column("sweep_step", BigInteger, nullable=True),
+    # The metadata fields of the job's documents, [[field, kind], ...] in first-seen
+    # order (lensbatch/docmeta.py): the columns `results` adds.
+    Column("metadata_fields", JSON(none_as_null=True), nullable=True),
 )
 
 # Document texts, stored once whatever the number of jobs that use them.
@@ -88,7 +91,8 @@ documents = Table(
 # Which documents a job evaluates: seq is the position in the corpus (0-based) and is
 # what task messages carry; doc_id is the corpus's own id (or a generated one).
 # attempts counts the tasks that claimed the document (lensbatch/store/attempts.py);
-# claimed_by is the pool process (hostname:pid) that last claimed it alone, or null.
+# claimed_by is the pool process (hostname:pid) that last claimed it alone, or null;
+# metadata is the user's own fields of the document (lensbatch/docmeta.py).
 job_documents = Table(
     "job_documents",
     metadata,
@@ -100,6 +104,8 @@ job_documents = Table(
     Column("source", Text, nullable=False),
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("claimed_by", String(255), nullable=True),
+    # The corpus object's fields besides id and text ({"source": "wiki"}), or null.
+    Column("metadata", JSON(none_as_null=True), nullable=True),
     UniqueConstraint("job_id", "doc_id", name="uq_job_documents_doc_id"),
 )
 
@@ -266,4 +272,28 @@ document_failures = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(["job_id", "seq"], ["job_documents.job_id", "job_documents.seq"],
                          ondelete="CASCADE"),
+)
+
+# The top activations of every neuron of a job's --top-activations hooks (lensbatch/top.py):
+# a row per (job, hook, layer, head, neuron), head NO_HEAD for a hook without heads;
+# the K best entries packed best first (lensbatch/store/top_packing.py), `max_value` the
+# first of them, `histogram` fixed-bin counts of every activation, n_positive of the
+# n_positions above zero. Merged under the row's lock (lensbatch/store/top_rows.py).
+top_activations = Table(
+    "top_activations",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("hook", String(255), nullable=False),
+    Column("layer", Integer, nullable=False),  # NO_LAYER (-1): none
+    Column("head", Integer, nullable=False),  # NO_HEAD (-1): none
+    Column("neuron", Integer, nullable=False),
+    Column("n_positions", BigInteger, nullable=False),
+    Column("n_positive", BigInteger, nullable=False),
+    Column("max_value", Float, nullable=True),
+    Column("top_values", LargeBinary, nullable=False),
+    Column("seqs", LargeBinary, nullable=False),
+    Column("positions", LargeBinary, nullable=False),
+    Column("histogram", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("job_id", "hook", "layer", "head", "neuron",
+                         name="pk_top_activations"),
 )

@@ -5,9 +5,9 @@ The write transaction inserts results keyed on (job, document), skipping those t
 exist, and adds the documents whose row it created to the job's counters
 (lensbatch/store/totals.py): running a task twice, one after the other or at once,
 changes nothing. It holds the documents' results, induction hits, activation statistics
-and (when the job keeps them) per-head scores, the job's counters, the failures with
-their attempt counts, and the job's probe and model card. The job's end is checked once
-it has committed.
+and (when the job keeps them) per-head scores and top activations, the job's counters,
+the failures with their attempt counts, and the job's probe and model card. The job's
+end is checked once it has committed.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from lensbatch.store.attempts import Claimer, claim_together, record_failures
 from lensbatch.store.clock import now
 from lensbatch.store.docstate import documents_without_result, finish_if_complete
 from lensbatch.store.rows import has_probe, write_probe, write_summaries
+from lensbatch.store.top_rows import merge_tops
 from lensbatch.store.totals import add_to_totals
 from lensbatch.store.upsert import INSERTS, insert_ignore
+from lensbatch.top import HookTop
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,21 @@ class Written:
     model: str
     card: dict[str, Any]  # the `models` row: source, config, weight shapes
     per_document_heads: bool = False  # the job keeps every document's head scores
+    # The top activations of the job's --top-activations hooks over exactly the
+    # documents `top_covers`, and the job's K.
+    tops: tuple[HookTop, ...] = ()
+    top_covers: frozenset[int] = frozenset()
+    top_k: int = 0
+
+
+class PartialWrite(RuntimeError):
+    """Another writer gave some of the task's documents their results first: the top
+    activations, which cover them all, cannot be merged as they are. Nothing was
+    written; evaluate `seqs` (the documents still without results) again."""
+
+    def __init__(self, job_id: str, seqs: list[int]) -> None:
+        super().__init__(f"job {job_id}: documents {seqs} to evaluate again")
+        self.seqs = seqs
 
 
 def insert_results(connection: Connection, job_id: str,
@@ -121,6 +138,10 @@ def write_task(engine: Engine, job_id: str, written: Written, claimer: Claimer) 
         created = insert_results(connection, job_id, outcome.done, claimer.name)
         fresh = [(seq, evaluation) for seq, evaluation in outcome.done if seq in created]
         write_summaries(connection, job_id, fresh, written.per_document_heads)
+        if written.tops and created:
+            if created != written.top_covers:  # rolls the transaction back
+                raise PartialWrite(job_id, sorted(created))
+            merge_tops(connection, job_id, written.tops, written.top_k)
         if written.probe is not None:
             write_probe(connection, job_id, written.model, written.probe)
         # Once per model: a behaviour-only job writes no probe, but its model card all the

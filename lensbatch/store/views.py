@@ -1,7 +1,8 @@
 """The SQL views, rendered from the metric registry so that a new metric appears in them.
 
 v_results: one row per (job, document), every metric (stored, or a rate worked out per
-document) with the document's corpus id, source, length and the job's model.
+document) with the document's corpus id, source, length, metadata (its own JSONL fields,
+as JSON) and the job's model.
 v_jobs: one row per job, every metric as its corpus number (sums; rates of sums), from
 the job's counters (job_progress), so that it reads a few rows per job.
 v_head_means: one row per (job, layer, head), every head score's mean over the job's
@@ -75,7 +76,7 @@ def view_statements() -> list[str]:
     head_means = ",\n       ".join(_head_mean(name) for name in HEAD_SCORE_NAMES)
     return [
         f"""CREATE VIEW v_results AS
-SELECT r.job_id, j.model, r.seq, jd.doc_id, jd.source, d.n_chars,
+SELECT r.job_id, j.model, r.seq, jd.doc_id, jd.source, d.n_chars, jd.metadata,
        {per_document},
        r.worker, r.created_at
 FROM results r

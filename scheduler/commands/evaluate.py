@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from lensbatch.errors import UserError
+from lensbatch.hooks import split_list
 from lensbatch.jobspec import JobSpec
 from lensbatch.status import WORKER_LIVE_SECONDS
 from scheduler.context import invocation
@@ -40,6 +41,8 @@ from scheduler.options import (
     Stats,
     Stride,
     TaskTokens,
+    TopActivations,
+    TopK,
     Windows,
     given,
     job_spec,
@@ -76,6 +79,8 @@ def run(
     ablation: Ablation = JobSpec.ablation,
     ablate_each_head: AblateEachHead = False,
     ablate_layers: AblateLayers = None,
+    top_activations: TopActivations = None,
+    top_k: TopK = JobSpec.top_k,
     resume: Resume = None,
 ) -> None:
     """Evaluate a corpus here, with no broker or server, and print a summary.
@@ -101,6 +106,7 @@ def run(
             base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                            task_tokens=task_tokens, stride=stride, windows=windows,
                            heads=not no_heads, dtype=dtype, head_scores=head_scores,
+                           top_activations=split_list(top_activations), top_k=top_k,
                            ablate=parse_heads(ablate), ablation=ablation)
             chosen = ablation_choice(members(model, models, base, activations, stats),
                                      ablate_each_head, ablate_layers)
@@ -138,7 +144,7 @@ def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
 
 def _print_reports(ctx: typer.Context, reports: list[RunReport]) -> None:
     """Each job's summary, then the commands that read it further."""
-    from lensbatch.store.queries import job_probe
+    from lensbatch.store.head_queries import job_probe
     from scheduler.compare_view import job_intervals
     from scheduler.output import summary_table
 
@@ -192,6 +198,8 @@ def submit(
     ablation: Ablation = JobSpec.ablation,
     ablate_each_head: AblateEachHead = False,
     ablate_layers: AblateLayers = None,
+    top_activations: TopActivations = None,
+    top_k: TopK = JobSpec.top_k,
 ) -> None:
     """Store a corpus as a job and queue it for workers; prints the job id, and warns
     on standard error when no live worker consumes the queue.
@@ -213,7 +221,9 @@ def submit(
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
                    heads=not no_heads, dtype=dtype, queue=queue,
-                   head_scores=head_scores, ablate=parse_heads(ablate), ablation=ablation)
+                   head_scores=head_scores, top_activations=split_list(top_activations),
+                   top_k=top_k,
+                   ablate=parse_heads(ablate), ablation=ablation)
     chosen = ablation_choice(members(model, models, base, activations, stats),
                              ablate_each_head, ablate_layers)
     settings = with_document_limit(state.settings, max_document_bytes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,29 +12,65 @@ from scheduler.columns import AllColumns, Columns
 from scheduler.context import invocation
 from scheduler.options import Format, JobId, Output, given
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+Activations = Annotated[bool, typer.Option(
+    "--activations", help="The job's activation statistics instead (jobs run with "
+    "--activations HOOK --stats STAT): doc_id, hook, layer, head, stat, value.")]
+
 
 def results(ctx: typer.Context, job: JobId, fmt: Format = "table",
             output: Output = None, columns: Columns = None,
-            everything: AllColumns = False) -> None:
-    """Per-document metrics of a job. A table shows the key columns (doc_id, n_tokens,
-    loss, accuracy, induction_hits); --columns or --all the others.
+            everything: AllColumns = False, activations: Activations = False) -> None:
+    """Per-document metrics of a job, with the documents' own JSONL fields (metadata)
+    as the last columns. A table shows the key columns (doc_id, n_tokens, loss,
+    accuracy, induction_hits); --columns or --all the others.
 
     Example: lensbatch results 3f2a9c1e0b7d4e21 --format parquet --output results.parquet
     """
-    from lensbatch.store.queries import RESULT_COLUMNS, job_summary, result_rows
+    from lensbatch.store.queries import result_layout, result_rows
     from scheduler.columns import RESULT_KEY_COLUMNS, choose_columns, project
     from scheduler.output import emit_rows
 
     engine = invocation(ctx).engine
-    job_summary(engine, job)  # raises JobNotFound for a wrong id
-    chosen = choose_columns(RESULT_COLUMNS, RESULT_KEY_COLUMNS, fmt, columns, everything)
-    if fmt == "parquet" and output is not None and chosen.columns == RESULT_COLUMNS:
+    layout = result_layout(engine, job)  # raises JobNotFound for a wrong id
+    if activations:
+        from lensbatch.store.activations import ACTIVATION_COLUMNS
+
+        chosen = choose_columns(ACTIVATION_COLUMNS, ACTIVATION_COLUMNS, fmt, columns,
+                                everything)
+        activation_results(engine, job, fmt, output, chosen.columns)
+        return
+    chosen = choose_columns(layout.columns, RESULT_KEY_COLUMNS, fmt, columns, everything)
+    if fmt == "parquet" and output is not None and chosen.columns == layout.columns:
         from scheduler.export import write_results_parquet  # streamed in blocks
 
         write_results_parquet(engine, job, output)
         return
     emit_rows(project(result_rows(engine, job), chosen.columns), chosen.columns, fmt, output,
               width=chosen.width)
+
+
+def activation_results(engine: Engine, job: str, fmt: str, output: str | None,
+                       columns: tuple[str, ...]) -> None:
+    """`results JOB --activations`: one row per document, hook, layer, head and stat."""
+    from lensbatch.errors import UserError
+    from lensbatch.store.activations import activation_rows, has_activations
+    from scheduler.columns import project
+    from scheduler.output import emit_rows
+
+    if not has_activations(engine, job):
+        raise UserError(f"job {job} kept no activation statistics (run or submit it with "
+                        "--activations HOOK --stats STAT)")
+    rows = project(activation_rows(engine, job), columns)
+    if fmt == "parquet" and output is not None:
+        from scheduler.export import ACTIVATION_TYPES, write_parquet
+
+        write_parquet(rows, columns, output, ACTIVATION_TYPES)
+        return
+    emit_rows(rows, columns, fmt, output)
 
 
 PerDocument = Annotated[bool, typer.Option(
@@ -59,15 +95,15 @@ def heads(ctx: typer.Context, job: JobId, fmt: Format = "table",
     Example: lensbatch heads 3f2a9c1e0b7d4e21 --format parquet --output heads.parquet
     """
     from lensbatch.errors import UserError
-    from lensbatch.store.queries import (
+    from lensbatch.store.head_queries import (
         DOCUMENT_HEAD_COLUMNS,
         HEAD_COLUMNS,
         document_head_rows,
         has_document_heads,
         head_rows,
         job_probe,
-        job_summary,
     )
+    from lensbatch.store.queries import job_summary
     from lensbatch.store.report_data import model_card
     from scheduler.columns import (
         DOCUMENT_HEAD_KEY_COLUMNS,

@@ -11,7 +11,6 @@ from typing import Any
 
 from lensbatch.hooks import STATS
 from lensbatch.store import report_data
-from lensbatch.store.schema import NO_LAYER
 from scheduler.report.html import ReportContext, esc, section
 
 _IN_BLOCK = re.compile(r"blocks\.\d+\.(.+)")
@@ -49,7 +48,7 @@ def kind_table(kind: str, rows: Sequence[Any]) -> str:
         n_docs = int(first.n_values) // max(int(first.n_heads), 1)
         cells = "".join(_bar_cell(None if s not in found or found[s].mean is None
                                   else float(found[s].mean), largest[s]) for s in stats)
-        name = "-" if layer == NO_LAYER else str(layer)
+        name = "-" if layer == report_data.NO_LAYER else str(layer)
         body += f'<tr title="{esc(first.hook)}"><td>{name}</td>{cells}<td>{n_docs}</td></tr>'
     heads = max(int(row.n_heads) for row in rows)
     note = f" (also averaged over its {heads} heads)" if heads > 1 else ""

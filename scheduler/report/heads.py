@@ -11,7 +11,7 @@ import numpy as np
 
 from lensbatch.metrics import HEAD_SCORES, HeadScore
 from lensbatch.store import report_data
-from lensbatch.store.queries import head_means, job_probe, probe_head_rows
+from lensbatch.store.head_queries import head_means, job_probe, probe_head_rows
 from scheduler.output import has_no_heads, no_heads_line
 from scheduler.report.heatmap import heatmap
 from scheduler.report.html import ReportContext, Section, esc, grid_table, num, section

@@ -18,7 +18,8 @@ from sqlalchemy import Engine
 
 from lensbatch.compare import RATES, document_rates
 from lensbatch.metrics import HEAD_SCORES
-from lensbatch.store.queries import JobSummary, head_means, job_probe, probe_head_rows
+from lensbatch.store.head_queries import head_means, job_probe, probe_head_rows
+from lensbatch.store.queries import JobSummary
 from scheduler.compare_view import Compared, gather, shared_line
 from scheduler.output import INTERVAL_NOTE, difference_text, interval_text
 from scheduler.report.heads import head_grid

@@ -16,8 +16,9 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.metrics import HEAD_SCORE_NAMES, MOMENTS, moment_name
 from lensbatch.store.attempts import Claimer
 from lensbatch.store.db import ensure_schema
+from lensbatch.store.head_queries import document_head_rows, head_rows
 from lensbatch.store.jobs import create_job
-from lensbatch.store.queries import document_head_rows, head_rows, job_moments, job_summary
+from lensbatch.store.queries import job_moments, job_summary
 from lensbatch.store.tasks import Outcome, Written, write_task
 from tests.cli import lensbatch
 from tests.unit.test_ingest import DUPLICATES, check_duplicate_is_one_line

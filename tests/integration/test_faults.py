@@ -201,3 +201,61 @@ def test_database_restart_mid_job(tmp_path: Path, redis: RedisServer,
            "writes retried with backoff")
     probe.close()
     pg.stop()
+
+
+def top_rows(probe: Probe, job_id: str) -> list[tuple[object, ...]]:
+    """Every column of the job's top_activations rows but the job id, in key order."""
+    t = schema.top_activations
+    return probe._read(lambda c: [tuple(r)[1:] for r in c.execute(
+        select(t).where(t.c.job_id == job_id).order_by(t.c.hook, t.c.layer, t.c.head,
+                                                       t.c.neuron))])
+
+
+def test_top_activations_of_a_task_run_on_two_workers_equal_a_clean_run(
+    tmp_path: Path, redis: RedisServer, postgres_url: str, tiny_checkpoint: str
+) -> None:
+    """A task outlives the visibility timeout and runs on both workers, each merging
+    under the rows' locks: the job's top activations, histograms and counts end equal,
+    to the byte, to those of the same corpus run again with no fault."""
+    env = {"LENSBATCH_BROKER_URL": redis.url, "LENSBATCH_DATABASE_URL": postgres_url,
+           **FAST_REDELIVERY}
+    n = 60
+    top = ("--top-activations", "hook_embed,mlp_post", "--top-k", "8")
+    probe = Probe(postgres_url)
+    lensbatch("db", "upgrade", env=env)
+    corpus = write_corpus(tmp_path / "c.jsonl", n)
+    w1 = Worker(env, tmp_path / "w1.log")
+    w2: Worker | None = None
+    try:
+        name1 = probe.pool_name(w1)
+        job = submit(corpus, env, tiny_checkpoint, *top)
+        probe.wait(lambda: probe.current_task(name1) is not None, 90, "worker 1 busy")
+        stalled = task_seqs(str(probe.current_task(name1)))
+        probe.wait(lambda: probe.claimed(job, stalled), 90, "worker 1 claimed its task")
+        w1.signal(signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        w2 = Worker(env, tmp_path / "w2.log")
+        probe.pool_name(w2)
+        probe.wait_done(job)
+        recovery = time.monotonic() - stopped_at
+        w1.signal(signal.SIGCONT)  # the first run writes too: it must change nothing
+        line = f"seqs={stalled[0]}-{stalled[-1]}"
+        probe.wait(lambda: line in w1.text(), 60, "stalled task finished")
+        faulty = top_rows(probe, job)
+        clean_job = submit(corpus, env, tiny_checkpoint, *top)
+        probe.wait_done(clean_job)
+        clean = top_rows(probe, clean_job)
+    finally:
+        w1.stop()
+        if w2 is not None:
+            w2.stop()
+    assert line in w2.text(), "the task ran on both workers"
+    # hook_embed: 64 neurons; mlp_post of 2 layers: 256 each.
+    assert len(clean) == 64 + 2 * 256
+    assert faulty == clean
+    tokens = probe._read(lambda c: c.scalar(select(func.sum(schema.results.c.n_tokens))
+                                            .where(schema.results.c.job_id == job)))
+    assert {row[4] for row in faulty} == {tokens}  # n_positions: each position once
+    record("task on two workers, --top-activations", n, probe, job, recovery,
+           f"top rows equal a clean run ({len(clean)} neurons)")
+    probe.close()

@@ -17,7 +17,7 @@ from sqlalchemy import Table, create_engine, func, select
 from lensbatch.metrics import LISTED_METRICS
 from lensbatch.store import schema
 from lensbatch.store.db import ensure_schema
-from lensbatch.store.queries import head_rows
+from lensbatch.store.head_queries import head_rows
 from tests.cli import LENSBATCH, lensbatch
 
 pytestmark = pytest.mark.integration

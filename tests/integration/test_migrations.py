@@ -81,7 +81,8 @@ def fill_0006(url: str) -> dict[str, object]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_0007_moves_existing_rows(backend: str, request: pytest.FixtureRequest) -> None:
     """Counters and per-head sums from the old rows, per-document rows packed, and back."""
-    from lensbatch.store.queries import head_means, job_moments, job_summary
+    from lensbatch.store.head_queries import head_means
+    from lensbatch.store.queries import job_moments, job_summary
     from lensbatch.store.report_data import hit_positions
 
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")

@@ -4,7 +4,9 @@ circle. Data path: CLI -> store -> queue -> worker -> engine -> store -> queries
 - core (lensbatch/*.py) and store (lensbatch/store): no torch, no transformer_lens;
 - engine (worker/engine): no SQLAlchemy, nothing from the store, the worker or the CLI;
 - the schema's tables are imported by the store (and migrations) alone;
-- core and store import nothing from worker/ or scheduler/; worker/ nothing from scheduler/.
+- core and store import nothing from worker/ or scheduler/; worker/ nothing from scheduler/;
+- except lensbatch.api, the Python API: a front end like the CLI, it may reach the engine
+  (a job's model, as the worker loads it) and the CLI's re-scoring, but not the schema.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tests.cli import run_without_torch
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("lensbatch", "worker", "scheduler")
+FRONT_ENDS = ("lensbatch.api",)  # imported lazily, inside the methods that need them
 
 
 def module_name(path: Path) -> str:
@@ -73,7 +76,8 @@ def test_no_package_imports_one_it_should_not() -> None:
     }
     offenders = []
     for name, path in sources(*PACKAGES).items():
-        rules = [bad for prefix, bad in forbidden.items() if name.startswith(prefix)]
+        rules = [bad for prefix, bad in forbidden.items()
+                 if name.startswith(prefix) and name not in FRONT_ENDS]
         for imported in imports(path):
             if any(imported.startswith(b) for bad in rules for b in bad):
                 offenders.append(f"{name} imports {imported}")

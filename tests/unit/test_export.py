@@ -77,7 +77,7 @@ def test_export_round_trip_is_exact(job: tuple[Engine, str], tmp_path: Path) -> 
     assert written == {"jobs": 1, "documents": len(DOCS), "models": 1,
                        "job_documents": len(DOCS), "results": len(DOCS),
                        "head_scores": len(DOCS) * heads, "probes": 1, "probe_heads": heads,
-                       "induction_hit_tokens": hits, "activation_stats": 0,
+                       "induction_hit_tokens": hits, "activation_stats": 0, "top_activations": 0,
                        "document_failures": 0, "head_totals": heads, "job_progress": 1}
     # What the store reads for the job, table by table (the packed tables in long form).
     for table, batches in job_tables(engine, job_id):

@@ -27,7 +27,8 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.models import model_shape
 from lensbatch.store import schema
 from lensbatch.store.db import ensure_schema
-from lensbatch.store.queries import head_rows, result_rows
+from lensbatch.store.head_queries import head_rows
+from lensbatch.store.queries import result_rows
 from lensbatch.store.report_data import model_card as stored_card
 from scheduler.local import run_local
 from scheduler.options import job_spec

@@ -18,7 +18,8 @@ from lensbatch.metrics import (
 )
 from lensbatch.store import schema
 from lensbatch.store.db import ensure_schema
-from lensbatch.store.queries import HEAD_COLUMNS, RESULT_COLUMNS
+from lensbatch.store.head_queries import HEAD_COLUMNS
+from lensbatch.store.queries import RESULT_COLUMNS
 
 
 def test_doc_metrics_hold_the_stored_metrics_in_registry_order() -> None:

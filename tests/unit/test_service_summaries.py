@@ -13,8 +13,8 @@ from lensbatch.settings import Settings
 from lensbatch.store import schema
 from lensbatch.store.db import ensure_schema
 from lensbatch.store.export import UNPACKED
+from lensbatch.store.head_queries import head_rows, job_probe
 from lensbatch.store.jobs import create_job
-from lensbatch.store.queries import head_rows, job_probe
 from scheduler.report.text import Hit
 from worker.engine import toy_induction
 from worker.service import Runtime, process_task

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lensbatch.store.queries import HEAD_COLUMNS, RESULT_COLUMNS
+from lensbatch.store.head_queries import HEAD_COLUMNS
+from lensbatch.store.queries import RESULT_COLUMNS
 from scheduler.columns import HEAD_KEY_COLUMNS, RESULT_KEY_COLUMNS, TABLE_WIDTH
 from tests.cli import lensbatch, user_error_line
 from tests.jobdb import repeated_corpus

@@ -17,14 +17,16 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.evaluation import DocEvaluation, DocMetrics, InductionHit
 from lensbatch.jobspec import JobSpec
+from lensbatch.top import HookTop
 from worker.engine.adaptive import halve_on_oom, release_cached_memory
 from worker.engine.batching import batch_budget, budget_batches
 from worker.engine.card import attention_layers
 from worker.engine.documents import HeadLayout, WindowScores, stitch
 from worker.engine.forward import LaunchedBatch, collect_windows, launch_windows
-from worker.engine.models import resolve_hooks
+from worker.engine.models import resolve_hooks, resolve_top_hooks
 from worker.engine.reducer import BatchReducer
 from worker.engine.tokenizer import bridge_tokens
+from worker.engine.top_activations import TopAccumulator
 from worker.engine.unembed import unembedding
 from worker.engine.windows import Window, document_windows
 
@@ -115,12 +117,13 @@ def head_layout(model: TransformerBridge, spec: JobSpec) -> HeadLayout:
 
 def scored_windows(
     model: TransformerBridge, docs: list[list[int]], spec: JobSpec,
-    scorer: ScoreFn | None = None,
+    scorer: ScoreFn | None = None, top: TopAccumulator | None = None,
 ) -> list[list[WindowScores]]:
-    """Every sequence's windows, scored in batches, in document order per sequence."""
+    """Every sequence's windows, scored in batches, in document order per sequence;
+    `top` gathers the top activations of its hooks on the way."""
     n_ctx = int(model.cfg.n_ctx)
     reducer = BatchReducer(head_layout(model, spec).layers,
-                           resolve_hooks(model, spec.activations), spec.stats)
+                           resolve_hooks(model, spec.activations), spec.stats, top)
     windows = [w for i, toks in enumerate(docs)
                for w in document_windows(i, toks, n_ctx, spec.windows, spec.stride)]
     unembedding(model)  # checked once per model, before any reducing hook is on
@@ -144,6 +147,20 @@ def analyse_tokens(
             for toks, parts in zip(docs, per_doc, strict=True)]
 
 
+def analyse_tokens_top(
+    model: TransformerBridge, docs: list[list[int]], spec: JobSpec, seqs: list[int],
+) -> tuple[list[DocEvaluation], list[HookTop]]:
+    """analyse_tokens, and the top activations of the job's --top-activations hooks
+    over these documents (the job's document numbers `seqs`, ascending)."""
+    hooks = resolve_top_hooks(model, spec.top_activations)
+    top = TopAccumulator(hooks, spec.top_k, [len(toks) for toks in docs]) if hooks else None
+    per_doc = scored_windows(model, docs, spec, None, top)
+    layout = head_layout(model, spec)
+    evaluations = [stitch(toks, parts, spec.stats, layout)
+                   for toks, parts in zip(docs, per_doc, strict=True)]
+    return evaluations, [] if top is None else top.result(seqs)
+
+
 def evaluate_tokens(
     model: TransformerBridge, docs: list[list[int]], spec: JobSpec,
     scorer: ScoreFn | None = None,
@@ -156,6 +173,12 @@ def analyse_texts(
     model: TransformerBridge, texts: list[str], spec: JobSpec
 ) -> list[DocEvaluation]:
     return analyse_tokens(model, tokenize(model, texts, spec.prepend_bos), spec)
+
+
+def analyse_texts_top(
+    model: TransformerBridge, texts: list[str], spec: JobSpec, seqs: list[int],
+) -> tuple[list[DocEvaluation], list[HookTop]]:
+    return analyse_tokens_top(model, tokenize(model, texts, spec.prepend_bos), spec, seqs)
 
 
 def evaluate_texts(model: TransformerBridge, texts: list[str], spec: JobSpec) -> list[DocMetrics]:

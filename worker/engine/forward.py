@@ -115,6 +115,8 @@ def launch_windows(
         positions = _positions(windows, tokens, mask, offsets)
         counts = positions.counts
         reducer.start(positions)
+        if reducer.top is not None:
+            reducer.top.start(windows, offsets, tokens.shape[1], device)
     unembed = unembedding(model)
     source = forward_for_scores(model, tokens, mask, unembed)
     nll, correct = score_positions(source, rows, cols, targets, unembed)  # each [n]

@@ -17,7 +17,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.errors import JobSpecError, ModelUnavailable
-from lensbatch.hooks import resolve_activations
+from lensbatch.hooks import check_top_hooks, resolve_activations
 from lensbatch.models import Source, check_loadable, has_own_tokenizer, hub_name, model_source
 from lensbatch.settings import DEFAULT_CACHE_DIR
 from worker.engine import toy_induction
@@ -25,7 +25,7 @@ from worker.engine.card import loaded_shape, model_card
 from worker.engine.tokenizer import gpt2_tokenizer
 
 __all__ = ["BUILDERS", "load_model", "loaded_shape", "model_card", "model_record",
-           "resolve_hooks"]
+           "resolve_hooks", "resolve_top_hooks"]
 
 RANDOM_SEED = 0
 
@@ -106,6 +106,15 @@ def resolve_hooks(model: TransformerBridge, requested: tuple[str, ...] | list[st
     missing = [name for name in names if name not in hooks]
     if missing:
         raise JobSpecError(f"model has no hook {missing[0]!r}")
+    return names
+
+
+def resolve_top_hooks(model: TransformerBridge, requested: tuple[str, ...] | list[str]
+                      ) -> list[str]:
+    """resolve_hooks for --top-activations: hooks whose last dimension is a neuron
+    (attention patterns and scores, whose last dimension is a key, are refused)."""
+    names = resolve_hooks(model, requested)
+    check_top_hooks(names)
     return names
 
 

@@ -16,6 +16,7 @@ import torch
 
 from lensbatch.hooks import hook_kind
 from worker.engine.summaries import Positions, activation_moments, head_sums
+from worker.engine.top_activations import TopAccumulator
 
 Hook = tuple[str, Callable[..., None]]
 
@@ -26,10 +27,11 @@ class BatchReducer:
     for a behaviour-only job)."""
 
     def __init__(self, layers: Sequence[int], activations: Sequence[str],
-                 stats: tuple[str, ...]) -> None:
+                 stats: tuple[str, ...], top: TopAccumulator | None = None) -> None:
         self.layers = tuple(layers)
         self.activations = tuple(activations)
         self.stats = stats
+        self.top = top  # the top activations of its hooks, when the job keeps them
         self._positions: Positions | None = None
         self._heads: dict[int, torch.Tensor] = {}  # layer -> [batch, 4, head]
         self._moments: dict[str, torch.Tensor] = {}  # hook -> [batch, group, MOMENTS]
@@ -39,6 +41,8 @@ class BatchReducer:
                              for layer in self.layers]
         hooks += [(name, partial(self._activation, name, hook_kind(name)))
                   for name in self.activations]
+        if self.top is not None:
+            hooks += [(name, partial(self._top, name)) for name in self.top.hooks]
         return hooks
 
     def start(self, positions: Positions) -> None:
@@ -57,6 +61,10 @@ class BatchReducer:
     def _activation(self, name: str, kind: str, activation: torch.Tensor, hook: Any) -> None:
         self._moments[name] = activation_moments(activation, kind, self._current(), self.stats)
 
+    def _top(self, name: str, activation: torch.Tensor, hook: Any) -> None:
+        if self.top is not None:
+            self.top.reduce(name, activation)
+
     def finish(self, batch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """[batch, len(layers), 4, head] head sums (in `layers` order; no layers, no
         heads) and hook -> [batch, group, MOMENTS], on the device (nothing here waits
@@ -68,6 +76,8 @@ class BatchReducer:
         heads = (torch.stack([self._heads[layer] for layer in self.layers], dim=1)
                  if self.layers else torch.zeros(batch, 0, 4, 0))
         moments = dict(self._moments)
+        if self.top is not None:
+            self.top.commit()
         self._positions = None
         self._heads.clear()
         self._moments.clear()
