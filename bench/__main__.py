@@ -14,6 +14,7 @@ from bench.fused import fused_rows
 from bench.report import Row, print_table, write_json
 from bench.rows import (
     Options,
+    ablation_rows,
     forward_rows,
     interval_rows,
     lmeval_group,
@@ -23,7 +24,7 @@ from bench.rows import (
     top_group,
 )
 
-ALL_ROWS = "abcdefghijkn"
+ALL_ROWS = "abcdefghijknr"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("LENSBATCH_CACHE_DIR", str(work / "cache"))
         for letters, group in (("abcd", forward_rows), ("egh", queue_rows),
                                ("f", submit_rows), ("g", memory_rows), ("i", interval_rows),
-                               ("j", lmeval_group), ("k", fused_rows), ("n", top_group)):
+                               ("j", lmeval_group), ("k", fused_rows), ("n", top_group),
+                               ("r", ablation_rows)):
             if set(letters) & set(options.rows):
                 print(f"bench: rows {letters} ({time.perf_counter() - started:.0f} s)",
                       file=sys.stderr, flush=True)

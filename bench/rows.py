@@ -199,6 +199,23 @@ def interval_rows(options: Options, work: Path) -> list[Row]:
     ]
 
 
+ABLATION_DOCS = (500, 2000)  # documents per job of row r
+
+
+def ablation_rows(options: Options, work: Path) -> list[Row]:
+    """r: `lensbatch ablations SWEEP` ranking GPT-2 small's 144 heads from SQL."""
+    from bench.ablations import ranking_seconds
+
+    rows = []
+    for n_docs in ABLATION_DOCS:
+        wall, cpu = ranking_seconds(work, n_docs, options.reps)
+        rows.append(Row("r", f"rank 144 ablated heads from SQL ({n_docs:,} docs/job)",
+                        wall, "s", target="< 1 s", met=wall < 1.0,
+                        note=f"CPU {cpu:.3f} s; 145 jobs x {n_docs:,} documents, paired "
+                             "sums in one query, SQLite"))
+    return rows
+
+
 def lmeval_group(options: Options, work: Path) -> list[Row]:
     """j: lm-evaluation-harness, the raw Hugging Face forward and lensbatch (bench/lmeval.py)."""
     from bench.lmeval import lmeval_rows

@@ -19,6 +19,10 @@ MAX_MODEL_CHARS = 255  # the jobs.model column's length
 # What a job keeps of the per-head scores: job-level totals only, or also every
 # document's values (lensbatch/store/packing.py).
 HEAD_SCORE_STORAGE = ("job", "document")
+# What an ablated head's output (hook_z) is replaced with: zeros, or its mean over the
+# positions of the job's first documents (worker/engine/ablation.py).
+ABLATIONS = ("zero", "mean")
+Head = tuple[int, int]  # (layer, head)
 # Activations kept per neuron by --top-activations (lensbatch/top.py), by default and at most.
 DEFAULT_TOP_K = 20
 MAX_TOP_K = 1000
@@ -51,6 +55,10 @@ class JobSpec:
     # "job": per-head sums over documents (what `heads` and the report show); "document":
     # also each document's per-head scores (`heads --per-document`).
     head_scores: str = "job"
+    # Heads whose output (blocks.L.attn.hook_z) is replaced while every number is
+    # measured, and with what (ABLATIONS).
+    ablate: tuple[Head, ...] = field(default_factory=tuple)
+    ablation: str = "zero"
     # Hooks whose neurons get their top_k highest activations over the corpus, with
     # document and position, a histogram and the share above zero (lensbatch/top.py).
     top_activations: tuple[str, ...] = field(default_factory=tuple)
@@ -82,6 +90,13 @@ class JobSpec:
         if self.head_scores not in HEAD_SCORE_STORAGE:
             raise JobSpecError(f"--head-scores must be one of {', '.join(HEAD_SCORE_STORAGE)}, "
                                f"got {self.head_scores}")
+        if self.ablation not in ABLATIONS:
+            raise JobSpecError(f"--ablation must be one of {', '.join(ABLATIONS)}, "
+                               f"got {self.ablation}")
+        if len(set(self.ablate)) != len(self.ablate):
+            raise JobSpecError("--ablate names a head twice")
+        if any(layer < 0 or head < 0 for layer, head in self.ablate):
+            raise JobSpecError("--ablate takes layer and head numbers from 0")
         for stat in self.stats:
             if stat not in STATS:
                 raise JobSpecError(f"unknown statistic {stat!r}; valid: {', '.join(STATS)}")
@@ -102,10 +117,24 @@ class JobSpec:
                 f"{n_ctx} tokens (use 1 to {n_ctx - 1}, or 0 for half the context)")
         return self
 
+    def check_heads(self, n_layers: int, n_heads: int) -> JobSpec:
+        """The ablated heads against the model's layers and heads per layer."""
+        for layer, head in self.ablate:
+            if layer >= n_layers:
+                raise JobSpecError(
+                    f"--ablate {layer}.{head}: {self.model} has {n_layers} layers "
+                    f"(0 to {n_layers - 1})")
+            if head >= n_heads:
+                raise JobSpecError(
+                    f"--ablate {layer}.{head}: {self.model} has {n_heads} heads per layer "
+                    f"(0 to {n_heads - 1})")
+        return self
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["activations"] = list(self.activations)
         data["stats"] = list(self.stats)
+        data["ablate"] = [list(head) for head in self.ablate]
         data["top_activations"] = list(self.top_activations)
         return data
 
@@ -116,4 +145,6 @@ class JobSpec:
         for key in ("activations", "stats", "top_activations"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
+        if "ablate" in kwargs:
+            kwargs["ablate"] = tuple((int(layer), int(head)) for layer, head in kwargs["ablate"])
         return cls(**kwargs)

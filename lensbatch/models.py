@@ -24,6 +24,7 @@ from pathlib import Path
 
 from lensbatch.errors import ModelUnavailable
 from lensbatch.hooks import BLOCK_HOOKS, GLOBAL_HOOKS, ModelShape
+from lensbatch.own_code import check_own_code
 
 
 class Source(StrEnum):
@@ -39,6 +40,7 @@ class Builtin:
     n_ctx: int  # context length, tokens
     description: str
     weights: str  # what its weights are, shown beside its numbers
+    n_heads: int = 12  # attention heads per layer
 
 
 RANDOM_LOSS = 10.8  # ln 50257: the loss of a uniform guess over GPT-2's vocabulary
@@ -51,15 +53,17 @@ BUILTINS = {b.name: b for b in (
             "two attention-only layers set by hand: a previous-token head (0.1) and an "
             "induction head (1.2)",
             "weights set by hand: a previous-token and an induction head, no language "
-            f"model; loss ~ ln 50257 = {RANDOM_LOSS} except on repeated text"),
+            f"model; loss ~ ln 50257 = {RANDOM_LOSS} except on repeated text", n_heads=4),
     Builtin("toy-induction-ablated", ModelShape(n_layers=2, has_mlp=False, has_norm=False),
             1024, "toy-induction with its induction head (1.2) switched off (zero weights): it "
             "predicts nothing, repeated text included; for comparisons",
             "weights set by hand, its induction head switched off: it predicts nothing, "
-            f"loss ~ ln 50257 = {RANDOM_LOSS}"),
+            f"loss ~ ln 50257 = {RANDOM_LOSS}", n_heads=4),
 )}
 # config.json keys that give a local checkpoint's context length.
 CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
+# config.json keys that give a local checkpoint's attention heads per layer.
+HEAD_KEYS = ("n_head", "num_attention_heads")
 
 # A local checkpoint with any of these has a tokenizer of its own.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "tokenizer_config.json")
@@ -145,7 +149,7 @@ def model_source(name: str) -> Source:
     if name in BUILTINS:
         return Source.BUILTIN
     if is_local_checkpoint(name):
-        check_own_code(name)
+        check_own_code(name, checkpoint_config(name))
         return Source.LOCAL
     if Path(name).exists():
         raise ModelUnavailable(f"{name} is not a Hugging Face checkpoint directory "
@@ -156,52 +160,6 @@ def model_source(name: str) -> Source:
         f"unknown model {name!r}: not a built-in ({', '.join(BUILTINS)}), not a local "
         "checkpoint directory, and not a model TransformerLens knows"
     )
-
-
-# auto_map entries that make transformers load a checkpoint's own Python files (its
-# remote code) when the model_type is not one it has built in.
-REMOTE_CODE_CLASSES = ("AutoConfig", "AutoModelForCausalLM")
-
-
-@functools.lru_cache(maxsize=1)
-def _builtin_model_types() -> frozenset[str] | None:
-    """The model_type values transformers has code for, read from its auto_mappings.py
-    as data (importing transformers takes a second); None when it cannot be read."""
-    spec = importlib.util.find_spec("transformers")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "auto" / "auto_mappings.py"
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError):
-        return None
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "CONFIG_MAPPING_NAMES"
-                and isinstance(node.value, ast.Call) and node.value.args
-                and isinstance(node.value.args[0], ast.List)):
-            return frozenset(pair.elts[0].value for pair in node.value.args[0].elts
-                             if isinstance(pair, ast.Tuple)
-                             and isinstance(pair.elts[0], ast.Constant)
-                             and isinstance(pair.elts[0].value, str))
-    return None
-
-
-def check_own_code(name: str) -> None:
-    """ModelUnavailable for a local checkpoint that needs its own Python code to load
-    (config.json's auto_map, with a model_type transformers lacks): lensbatch never
-    runs a checkpoint's code (no trust_remote_code), so `run`, `submit`, `score` and
-    `inspect` all refuse it here, before anything is stored or queued."""
-    config = checkpoint_config(name)
-    auto_map = config.get("auto_map")
-    classes = [c for c in REMOTE_CODE_CLASSES if isinstance(auto_map, dict) and c in auto_map]
-    known = _builtin_model_types()
-    if classes and (known is None or config.get("model_type") not in known):
-        raise ModelUnavailable(
-            f"cannot load model {name!r}: it needs its own code ({', '.join(classes)} in "
-            f"config.json's auto_map, model_type {config.get('model_type')!r} unknown to "
-            "transformers), and lensbatch never runs a checkpoint's code "
-            "(trust_remote_code); save it with an architecture transformers has built in")
 
 
 # The hooks the bridge gives each architecture, as the canonical names it lacks (block
@@ -297,3 +255,18 @@ def model_context(name: str) -> int | None:
         return BUILTINS[name].n_ctx
     config = checkpoint_config(name) if is_local_checkpoint(name) else {}
     return next((v for k in CONTEXT_KEYS if type(v := config.get(k)) is int), None)
+
+
+def model_heads(name: str) -> tuple[int, int] | None:
+    """(layers, attention heads per layer) as far as they are known without loading the
+    model: built-ins exactly, a local checkpoint from its config.json, a hub model not at
+    all (None: the worker checks the loaded model)."""
+    if name in BUILTINS:
+        builtin = BUILTINS[name]
+        return (builtin.shape.n_layers or 0), builtin.n_heads
+    if not is_local_checkpoint(name):
+        return None
+    config = checkpoint_config(name)
+    layers = model_shape(name).n_layers
+    heads = next((v for k in HEAD_KEYS if type(v := config.get(k)) is int), None)
+    return None if layers is None or heads is None else (layers, heads)

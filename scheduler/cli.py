@@ -37,7 +37,7 @@ app.add_typer(db_app, name="db")
 for command in (evaluate.run, evaluate.submit, evaluate.worker, jobs.status, jobs.jobs,
                 results.results, results.heads, single.score, single.inspect,
                 jobs.resume, jobs.cancel, jobs.workers, results.report, results.export,
-                compare.compare, compare.tokens, top.top, top.neurons):
+                compare.compare, compare.ablations, compare.tokens, top.top, top.neurons):
     app.command()(command)
 db_app.command("upgrade")(jobs.db_upgrade)
 

@@ -146,6 +146,7 @@ def _prepared(specs: list[JobSpec], device: str, settings: Settings) -> Runtime:
     hooks and stride checked (a model offline and not cached fails before torch loads)."""
     for spec in specs:
         check_loadable(spec.model)
+    from worker.engine.ablation import check_heads
     from worker.engine.device import pick_device
     from worker.engine.models import load_model, resolve_hooks
     from worker.service import Runtime
@@ -155,6 +156,7 @@ def _prepared(specs: list[JobSpec], device: str, settings: Settings) -> Runtime:
         model = load_model(spec.model, runtime.device, spec.dtype, settings.cache_dir)
         resolve_hooks(model, spec.activations)
         spec.check_stride(int(model.cfg.n_ctx))
+        check_heads(model, spec)
     return runtime
 
 

@@ -72,6 +72,19 @@ MaxDocumentBytes = Annotated[int | None, typer.Option(
 HeadScores = Annotated[str, typer.Option(
     help="Per-head scores to keep: job (sums over documents: `heads` and the report) or "
          "document (also every document's scores, packed: `heads --per-document`).")]
+Ablate = Annotated[str | None, typer.Option(
+    help="Heads to ablate, LAYER.HEAD comma-separated (1.2,0.1): their output "
+         "(blocks.L.attn.hook_z) is replaced while every number is measured.")]
+Ablation = Annotated[str, typer.Option(
+    help="What an ablated head's output becomes: zero, or mean (its mean over the "
+         "positions of the corpus's first 16 documents, each run alone).")]
+AblateEachHead = Annotated[bool, typer.Option(
+    "--ablate-each-head", help="A sweep: the unablated model, then one job per head of "
+    "--ablate-layers with that head ablated, over the same documents (ranked by "
+    "`lensbatch ablations SWEEP`).")]
+AblateLayers = Annotated[str | None, typer.Option(
+    help="The layers whose heads --ablate-each-head ablates, comma-separated (default: "
+         "every layer).")]
 DEFAULT_STATS = ("mean", "norm")
 
 
@@ -82,13 +95,16 @@ def job_spec(spec: JobSpec, activations: str | None = None,
     from dataclasses import replace
 
     from lensbatch.hooks import check_top_hooks, resolve_activations, split_list
-    from lensbatch.models import model_context, model_shape, model_source
+    from lensbatch.models import model_context, model_heads, model_shape, model_source
 
     hooks = split_list(activations)
     chosen = split_list(stats) if stats is not None else (DEFAULT_STATS if hooks else ())
     spec = replace(spec, activations=hooks, stats=chosen).validate()
     model_source(spec.model)
     resolve_activations(spec.activations, model_shape(spec.model))
+    heads = model_heads(spec.model)  # None for a hub model: the worker checks the heads
+    if heads is not None:
+        spec.check_heads(*heads)
     check_top_hooks(resolve_activations(spec.top_activations, model_shape(spec.model)))
     n_ctx = model_context(spec.model)  # None for a hub model: the worker checks it
     return spec if n_ctx is None else spec.check_stride(n_ctx)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import Engine
+
 from lensbatch.jobspec import JobSpec
 from lensbatch.tokens import TokenScore
 
@@ -22,9 +24,19 @@ def job_model(spec: JobSpec, device: str, cache_dir: str) -> tuple[Any, JobSpec]
     return load_model(spec.model, str(torch_device), spec.dtype, cache_dir), spec
 
 
-def score_text(model: Any, text: str, spec: JobSpec) -> list[TokenScore]:
-    """Every token of `text` as the job tokenized it (BOS prepended if it was)."""
+def job_ablation(engine: Engine, job_id: str, spec: JobSpec, model: Any) -> Any:
+    """The heads the job ablated, replaced as its workers replaced them (None for none)."""
+    from worker.ablation import job_ablation as worked_out
+
+    return worked_out(engine, job_id, spec, model)
+
+
+def score_text(model: Any, text: str, spec: JobSpec, ablation: Any = None) -> list[TokenScore]:
+    """Every token of `text` as the job tokenized it (BOS prepended if it was), with the
+    job's `ablation` (job_ablation) on."""
+    from worker.engine.ablation import ablating
     from worker.engine.evaluate import tokenize
     from worker.engine.token_view import score_tokens
 
-    return score_tokens(model, tokenize(model, [text], spec.prepend_bos)[0], spec)
+    with ablating(model, ablation):
+        return score_tokens(model, tokenize(model, [text], spec.prepend_bos)[0], spec)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from lensbatch.ablation import parse_layers
 from lensbatch.errors import UserError
 from lensbatch.jobspec import JobSpec
-from lensbatch.models import BUILTINS, is_local_checkpoint
+from lensbatch.models import BUILTINS, is_local_checkpoint, model_heads
 from lensbatch.store.jobs import Member
 from scheduler.options import job_spec
 
@@ -66,3 +67,30 @@ def members(models: list[str] | None, models_file: str | None, base: JobSpec,
             raise UserError(f"{where}: {exc}") from None
         out.append(Member(spec, step))
     return out
+
+
+def head_members(chosen: list[Member], layers: str | None) -> list[Member]:
+    """`--ablate-each-head`: the one model unablated, then one member per head of
+    `layers` (default every layer) with that head ablated, in layer and head order."""
+    if len(chosen) != 1:
+        raise UserError("--ablate-each-head takes one model")
+    base = chosen[0].spec
+    if base.ablate:
+        raise UserError("give --ablate or --ablate-each-head, not both")
+    shape = model_heads(base.model)
+    if shape is None:
+        raise UserError(f"--ablate-each-head needs the heads of {base.model} before it is "
+                        "loaded (a built-in or a local checkpoint); name them with --ablate")
+    n_layers, n_heads = shape
+    return [chosen[0], *(Member(replace(base, ablate=((layer, head),)))
+                         for layer in parse_layers(layers, n_layers)
+                         for head in range(n_heads))]
+
+
+def ablation_choice(chosen: list[Member], each_head: bool, layers: str | None) -> list[Member]:
+    """The members, made into an ablation sweep with --ablate-each-head."""
+    if each_head:
+        return head_members(chosen, layers)
+    if layers is not None:
+        raise UserError("--ablate-layers goes with --ablate-each-head")
+    return chosen

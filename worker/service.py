@@ -26,9 +26,11 @@ from lensbatch.settings import DEFAULT_CACHE_DIR
 from lensbatch.store.attempts import Claimed, Claimer, claim_alone
 from lensbatch.store.jobs import fail_job
 from lensbatch.store.tasks import Outcome, PartialWrite, Written, claim, write_task
+from worker.ablation import job_ablation
 from worker.dbretry import retry_db
+from worker.engine.ablation import HeadAblation, ablating, check_heads
 from worker.engine.models import load_model, model_record, resolve_hooks, resolve_top_hooks
-from worker.engine.probe import probe_model
+from worker.engine.probe import probe_model, run_probe
 from worker.isolate import DocumentsFailed
 from worker.topeval import evaluate_task
 
@@ -75,6 +77,7 @@ class TaskRun:
     model: TransformerBridge
     runtime: Runtime
     probed: bool  # the job has its probe (this run writes it with its first documents)
+    ablation: HeadAblation | None = None  # heads switched off for every number, probe too
 
     def write(self, claimed: Claimed) -> tuple[TaskDone, list[int]]:
         """Evaluate the claimed documents and commit them; return what was written and
@@ -99,12 +102,15 @@ class TaskRun:
 
     def _evaluate(self, todo: list[tuple[int, str]]) -> tuple[Outcome, Written]:
         spec, runtime = self.spec, self.runtime
-        outcome, tops = evaluate_task(self.model, spec, todo)
+        with ablating(self.model, self.ablation):
+            outcome, tops = evaluate_task(self.model, spec, todo)
+            # The probe is a per-head summary too: a behaviour-only job (--no-heads) has
+            # none. An ablated model's probe is its own (not the model's cached one).
+            probe = None if self.probed or not spec.heads else (
+                run_probe(self.model) if self.ablation is not None else probe_model(
+                    spec.model, runtime.device, spec.dtype, runtime.cache_dir))
         for seq, error in outcome.failed:
             log.warning("job %s document %d failed: %s", self.job_id, seq, error)
-        # The probe is a per-head summary too: a behaviour-only job (--no-heads) has none.
-        probe = None if self.probed or not spec.heads else probe_model(
-            spec.model, runtime.device, spec.dtype, runtime.cache_dir)
         return outcome, Written(outcome, probe, spec.model,
                                 model_record(spec.model, runtime.device, spec.dtype,
                                              runtime.cache_dir),
@@ -114,19 +120,29 @@ class TaskRun:
                                 top_k=spec.top_k)
 
 
-def _load(engine: Engine, job_id: str, spec: JobSpec, runtime: Runtime) -> TransformerBridge | None:
-    """The job's model, or None when it cannot run here (the job is then failed)."""
+@dataclass(frozen=True)
+class Loaded:
+    model: TransformerBridge
+    ablation: HeadAblation | None
+
+
+def _load(engine: Engine, job_id: str, spec: JobSpec, runtime: Runtime) -> Loaded | None:
+    """The job's model and ablation, or None when it cannot run here (the job is then
+    failed)."""
     try:
         model = load_model(spec.model, runtime.device, spec.dtype, runtime.cache_dir)
         resolve_hooks(model, spec.activations)  # a hook this model lacks fails the job
         resolve_top_hooks(model, spec.top_activations)
         spec.check_stride(int(model.cfg.n_ctx))  # a hub model's context is known only here
+        check_heads(model, spec)  # so are its heads
+        ablation = retry_db(lambda: job_ablation(engine, job_id, spec, model),
+                            "reading the ablation's reference documents")
     except (ModelUnavailable, DeviceError, JobSpecError) as exc:  # e.g. bfloat16 on a CPU
         message = str(exc)
         retry_db(lambda: fail_job(engine, job_id, message), "failing the job")
         log.error("job %s failed: %s", job_id, message)
         return None
-    return model
+    return Loaded(model, ablation)
 
 
 def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime) -> TaskDone:
@@ -143,10 +159,11 @@ def process_task(engine: Engine, job_id: str, seqs: list[int], runtime: Runtime)
     if not claimed.todo and not claimed.returning:
         return NOTHING
     spec = JobSpec.from_json(claimed.job.settings)
-    model = _load(engine, job_id, spec, runtime)
-    if model is None:
+    loaded = _load(engine, job_id, spec, runtime)
+    if loaded is None:
         return NOTHING
-    run = TaskRun(engine, job_id, spec, model, runtime, claimed.probed)
+    run = TaskRun(engine, job_id, spec, loaded.model, runtime, claimed.probed,
+                  loaded.ablation)
     done, retry = run.write(Claimed(claimed.todo))
     if claimed.returning:
         log.info("job %s: task %d-%d came back; its %d documents one at a time", job_id,

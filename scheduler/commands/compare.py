@@ -1,4 +1,5 @@
-"""Commands that set jobs side by side or look inside one document: `compare`, `tokens`."""
+"""Commands that set jobs side by side or look inside one document: `compare`,
+`ablations`, `tokens`."""
 
 from __future__ import annotations
 
@@ -61,6 +62,30 @@ def compare(
                 write_rows(rows, columns, "table", out)
 
 
+def ablations(
+    ctx: typer.Context,
+    sweep: Annotated[str, typer.Argument(help="An ablation sweep's id (run or submit "
+                                              "--ablate-each-head).")],
+    fmt: Format = "table",
+    output: Output = None,
+) -> None:
+    """Rank an ablation sweep's heads by what ablating each costs: the loss increase
+    over the unablated job (token-weighted, paired by document), and the accuracy and
+    induction hit rate changes, each with its 95% interval.
+
+    Example: lensbatch ablations f12c7f45b96c4dd1 --format csv --output ablations.csv
+    """
+    from scheduler.ablation_view import COLUMNS, gather, heading, rows, table_rows
+    from scheduler.output import emit_rows
+
+    found = gather(invocation(ctx).engine, sweep)
+    if fmt == "table":
+        columns, text = table_rows(found)
+        emit_rows(text, columns, fmt, output, header=heading(found))
+        return
+    emit_rows(rows(found), COLUMNS, fmt, output)
+
+
 def tokens(
     ctx: typer.Context,
     job: JobId,
@@ -77,7 +102,7 @@ def tokens(
     """
     from lensbatch.jobspec import JobSpec
     from lensbatch.store.report_data import find_document, job_record, stored_result
-    from scheduler.rescore import job_model, score_text
+    from scheduler.rescore import job_ablation, job_model, score_text
     from scheduler.token_output import coloured_table, plain_lines, token_json, total_lines
 
     if fmt not in ("table", "jsonl"):
@@ -90,7 +115,8 @@ def tokens(
                         f"of `lensbatch results {job}`)")
     model, spec = job_model(JobSpec.from_json(record["settings"]), device,
                             state.settings.cache_dir)
-    scores = score_text(model, found.text, spec)
+    scores = score_text(model, found.text, spec,
+                        job_ablation(state.engine, job, spec, model))
     if fmt == "jsonl":
         for token in scores:
             print(json.dumps(token_json(token)))

@@ -18,6 +18,10 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.status import WORKER_LIVE_SECONDS
 from scheduler.context import invocation
 from scheduler.options import (
+    Ablate,
+    AblateEachHead,
+    AblateLayers,
+    Ablation,
     Activations,
     BatchTokens,
     Bos,
@@ -43,6 +47,7 @@ from scheduler.options import (
 )
 
 if TYPE_CHECKING:
+
     from scheduler.local import RunReport
     from scheduler.progress import ProgressView
 
@@ -66,6 +71,10 @@ def run(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    ablate: Ablate = None,
+    ablation: Ablation = JobSpec.ablation,
+    ablate_each_head: AblateEachHead = False,
+    ablate_layers: AblateLayers = None,
     top_activations: TopActivations = None,
     top_k: TopK = JobSpec.top_k,
     resume: Resume = None,
@@ -87,13 +96,16 @@ def run(
         elif corpus is None:
             raise UserError("give a CORPUS to evaluate, or --resume JOB to continue a job")
         else:
-            from scheduler.sweep import members
+            from lensbatch.ablation import parse_heads
+            from scheduler.sweep import ablation_choice, members
 
             base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                            task_tokens=task_tokens, stride=stride, windows=windows,
                            heads=not no_heads, dtype=dtype, head_scores=head_scores,
-                           top_activations=split_list(top_activations), top_k=top_k)
-            chosen = members(model, models, base, activations, stats)
+                           top_activations=split_list(top_activations), top_k=top_k,
+                           ablate=parse_heads(ablate), ablation=ablation)
+            chosen = ablation_choice(members(model, models, base, activations, stats),
+                                     ablate_each_head, ablate_layers)
             settings = with_document_limit(state.settings, max_document_bytes)
             reports = run_jobs_local(state.engine, corpus, chosen, device, _views, settings)
     except Interrupted as exc:
@@ -129,14 +141,18 @@ def _resume(ctx: typer.Context, resume: str, device: str) -> list[RunReport]:
 def _print_reports(ctx: typer.Context, reports: list[RunReport], chose_default: bool) -> None:
     """Each job's summary, then the commands that read it further."""
     from lensbatch.store.head_queries import job_probe
+    from scheduler.ablation_view import is_ablation_sweep
     from scheduler.compare_view import job_intervals
     from scheduler.jobref import has_heads
     from scheduler.model_notes import say_default_model, weights_line
-    from scheduler.nextsteps import job_lines, sweep_lines
+    from scheduler.nextsteps import job_lines, prefix, sweep_lines
     from scheduler.output import summary_table
 
     engine = invocation(ctx).engine
-    for report in reports:
+    sweep = reports[0].summary.sweep
+    heads_swept = sweep is not None and is_ablation_sweep(engine, sweep.sweep_id)
+    # An ablation sweep shows its unablated job; `ablations SWEEP` shows the rest.
+    for report in reports[:1] if heads_swept else reports:
         job_id = report.summary.job_id
         console.print(summary_table(report.summary, report.seconds,
                                     job_probe(engine, job_id),
@@ -145,13 +161,15 @@ def _print_reports(ctx: typer.Context, reports: list[RunReport], chose_default: 
             print(note)
     if chose_default:
         say_default_model(None, None, sys.stdout)
-    sweep = reports[0].summary.sweep
     db_option = invocation(ctx).db_option
-    lines = (job_lines(job_id, has_heads(engine, job_id), db_option) if sweep is None
-             else sweep_lines(sweep.sweep_id, db_option))
-    print("\n".join(lines))
-
-
+    if sweep is None:
+        print("\n".join(job_lines(job_id, has_heads(engine, job_id), db_option)))
+        return
+    if heads_swept:
+        print(f"{len(reports) - 1} heads ablated, one job each, evaluated in "
+              f"{sum(r.seconds for r in reports):.1f} s")
+        print(f"ablations: {prefix(db_option)} ablations {sweep.sweep_id}")
+    print("\n".join(sweep_lines(sweep.sweep_id, db_option)))
 
 
 def submit(
@@ -171,6 +189,10 @@ def submit(
     stats: Stats = None,
     max_document_bytes: MaxDocumentBytes = None,
     head_scores: HeadScores = JobSpec.head_scores,
+    ablate: Ablate = None,
+    ablation: Ablation = JobSpec.ablation,
+    ablate_each_head: AblateEachHead = False,
+    ablate_layers: AblateLayers = None,
     top_activations: TopActivations = None,
     top_k: TopK = JobSpec.top_k,
 ) -> None:
@@ -183,27 +205,32 @@ def submit(
 
     Example: lensbatch submit corpus/sample.jsonl --model gpt2-small-random --queue cpu
     """
+    from lensbatch.ablation import head_label, parse_heads
     from lensbatch.store.consumers import live_queues
     from lensbatch.store.jobs import create_jobs
     from scheduler.enqueue import check_broker, enqueue
     from scheduler.model_notes import say_default_model
     from scheduler.output import print_warning
-    from scheduler.sweep import members
+    from scheduler.sweep import ablation_choice, members
 
     state = invocation(ctx)
     base = JobSpec(prepend_bos=bos, batch_tokens=batch_tokens,
                    task_tokens=task_tokens, stride=stride, windows=windows,
                    heads=not no_heads, dtype=dtype, queue=queue,
                    head_scores=head_scores, top_activations=split_list(top_activations),
-                   top_k=top_k)
-    chosen = members(model, models, base, activations, stats)
+                   top_k=top_k,
+                   ablate=parse_heads(ablate), ablation=ablation)
+    chosen = ablation_choice(members(model, models, base, activations, stats),
+                             ablate_each_head, ablate_layers)
     settings = with_document_limit(state.settings, max_document_bytes)
     check_broker(settings)
     created = create_jobs(state.engine, corpus, chosen, settings.max_document_bytes)
     for job, member in zip(created.jobs, chosen, strict=True):
         enqueue(settings, job.job_id, job.tasks, member.spec.queue)
         if created.sweep_id is not None:
-            sys.stderr.write(f"job {job.job_id}: {member.spec.model}\n")
+            ablated = ",".join(map(head_label, member.spec.ablate))
+            sys.stderr.write(f"job {job.job_id}: {member.spec.model}"
+                             f"{f' ablating {ablated}' if ablated else ''}\n")
     print(created.sweep_id or created.jobs[0].job_id)
     say_default_model(model, models, sys.stderr)  # stdout is the id alone, for scripts
     if queue not in live_queues(state.engine):

@@ -110,7 +110,7 @@ def _document(row: Any, tokens: list[TokenScore], scale: LossScale) -> str:
 
 def hardest_section(ctx: ReportContext) -> str | None:
     """The HARDEST documents by loss, highest first, token by token."""
-    from scheduler.rescore import job_model, score_text
+    from scheduler.rescore import job_ablation, job_model, score_text
 
     if not ctx.rescore:  # `report --no-tokens`: the model is not loaded
         return section("Hardest documents, token by token",
@@ -127,7 +127,8 @@ def hardest_section(ctx: ReportContext) -> str | None:
         return section("Hardest documents, token by token",
                        intro + f"<p>The model cannot be loaded here: {esc(exc)}</p>",
                        "hardest-docs")
-    scored = [score_text(model, row.text, spec) for row in rows]
+    ablation = job_ablation(ctx.engine, ctx.job_id, spec, model)
+    scored = [score_text(model, row.text, spec, ablation) for row in rows]
     drawn = [t.loss for tokens in scored for t in tokens[:MAX_TOKENS] if t.loss is not None]
     scale = loss_scale(drawn)
     parts = [_document(row, tokens, scale) for row, tokens in zip(rows, scored, strict=True)]

@@ -129,6 +129,8 @@ def test_readme_examples_run(workdir: Path, tiny_checkpoint: str) -> None:
     readme_run = next(c for c in console_commands(README) if c.startswith("lensbatch run "))
     check_example(README, "│ loss", printed[readme_run])
     check_example(CLI_PAGE, "Paired differences", printed["lensbatch compare $SWEEP"])
+    check_example(CLI_PAGE, "4 heads of toy-induction ablated",
+                  printed["lensbatch ablations $SWEEP"])
     job = env["JOB"]
     assert (workdir / "report.html").stat().st_size > 10_000
     assert (workdir / "sweep.html").stat().st_size > 10_000
