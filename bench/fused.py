@@ -25,7 +25,7 @@ LARGE = 8192
 
 def _evaluate(model: TransformerBridge, docs: list[list[int]], spec: JobSpec, mode: str
               ) -> Callable[[], object]:
-    from worker.engine.attention import attention_mode
+    from worker.engine.attention_mode import attention_mode
     from worker.engine.evaluate import evaluate_tokens
 
     def run() -> object:

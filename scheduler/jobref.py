@@ -8,50 +8,12 @@ sweep's jobs; `status` and `report` take either; `compare` takes any mix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import typer
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from lensbatch.errors import JobNotFound, UserError
-from lensbatch.store import schema
+from lensbatch.store.jobids import find
 from scheduler.context import invocation
-
-MIN_PREFIX = 4  # a shorter id is taken whole, never as a prefix
-
-
-@dataclass(frozen=True)
-class Ref:
-    kind: Literal["job", "sweep"]
-    id: str
-
-
-def _like(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def find(engine: Engine, name: str) -> Ref | None:
-    """The job or sweep `name` is, or starts, uniquely; None when none; UserError, with
-    the number of candidates, when it starts several."""
-    j = schema.jobs
-    with engine.connect() as connection:
-        if connection.scalar(select(j.c.id).where(j.c.id == name)) is not None:
-            return Ref("job", name)
-        if connection.scalar(select(j.c.sweep_id).where(j.c.sweep_id == name).limit(1)):
-            return Ref("sweep", name)
-        if len(name) < MIN_PREFIX:
-            return None
-        pattern = _like(name)  # LIKE narrows it; startswith decides (SQLite's ignores case)
-        jobs = connection.scalars(select(j.c.id).where(j.c.id.like(pattern, escape="\\")))
-        sweeps = connection.scalars(select(j.c.sweep_id).distinct().where(
-            j.c.sweep_id.like(pattern, escape="\\")))
-        found = ([Ref("job", x) for x in jobs if x.startswith(name)]
-                 + [Ref("sweep", x) for x in sweeps if x.startswith(name)])
-    if len(found) > 1:
-        raise UserError(f"{name!r} starts {len(found)} job and sweep ids; give more of "
-                        "its characters")
-    return found[0] if found else None
 
 
 def sweep_refused(engine: Engine, sweep_id: str, command: str) -> UserError:

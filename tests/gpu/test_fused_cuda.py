@@ -14,7 +14,7 @@ import torch
 from lensbatch.jobspec import JobSpec
 from tests.matrix import TEXTS
 from tests.unit.test_fused_summaries import counted, random_batch
-from worker.engine.attention import attention_mode
+from worker.engine.attention_mode import attention_mode
 from worker.engine.evaluate import analyse_tokens, tokenize
 from worker.engine.fused_summaries import additive_mask, attend_with_lse, per_query_from_lse
 from worker.engine.models import load_model

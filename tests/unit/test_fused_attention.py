@@ -28,7 +28,8 @@ from tests.architectures import MATRIX
 from tests.cli import count_rows, lensbatch, user_error_line
 from tests.matrix import TEXTS, max_relative, relative
 from worker.engine import attention_rules
-from worker.engine.attention import attention_mode, current_mode, served
+from worker.engine.attention import served
+from worker.engine.attention_mode import attention_mode, current_mode
 from worker.engine.evaluate import analyse_tokens, tokenize
 from worker.engine.models import load_model
 

@@ -13,7 +13,7 @@ import torch
 from lensbatch.jobspec import JobSpec
 from tests.matrix import TEXTS, max_relative
 from tests.unit.test_fused_attention import module_calls, worst_difference
-from worker.engine.attention import attention_mode
+from worker.engine.attention_mode import attention_mode
 from worker.engine.evaluate import analyse_tokens, tokenize
 from worker.engine.models import load_model
 

@@ -26,13 +26,12 @@ LENSBATCH_ATTENTION=eager (or `attention_mode("eager")`) turns the fused path of
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
@@ -49,62 +48,14 @@ from transformer_lens.model_bridge.generalized_components.position_embeddings_at
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
-from lensbatch.errors import SettingsError
+from worker.engine.attention_mode import current_mode, current_sink
 from worker.engine.attention_rules import not_served_reason
 from worker.engine.fused_summaries import additive_mask, attend, per_query_from_lse
-from worker.engine.summaries import Positions
 
-MODES = ("eager", "fused")
-ENV = "LENSBATCH_ATTENTION"
 ATTENTION_NAME = "lensbatch_fused"
-
-_MODE: ContextVar[str | None] = ContextVar("lensbatch_attention_mode", default=None)
-
-
-class SummarySink(Protocol):
-    """Where a layer's summaries go: the reducer of worker/engine/reducer.py."""
-
-    layers: tuple[int, ...]
-
-    def current(self) -> Positions: ...
-
-    def receive(self, layer: int, per_query: torch.Tensor) -> None: ...
-
-
-_SINK: ContextVar[SummarySink | None] = ContextVar("lensbatch_summary_sink", default=None)
 # The layer whose Hugging Face forward is dispatching to fused_attention: (bridge, layer).
 _CALL: ContextVar[tuple[AttentionBridge, int] | None] = ContextVar(
     "lensbatch_fused_call", default=None)
-
-
-def current_mode() -> str:
-    mode = _MODE.get() or os.environ.get(ENV) or "fused"
-    if mode not in MODES:
-        raise SettingsError(f"{ENV} must be one of {', '.join(MODES)}, not {mode!r}")
-    return mode
-
-
-@contextmanager
-def attention_mode(mode: str) -> Iterator[None]:
-    """Every forward pass inside takes `mode`'s path ("eager": TransformerLens's own)."""
-    if mode not in MODES:
-        raise ValueError(f"attention mode must be one of {', '.join(MODES)}, not {mode!r}")
-    token = _MODE.set(mode)
-    try:
-        yield
-    finally:
-        _MODE.reset(token)
-
-
-@contextmanager
-def summaries_to(sink: SummarySink) -> Iterator[None]:
-    """Inside, the fused layers among `sink.layers` hand it their summaries; each of
-    those layers' hook_pattern holds the sink's own hook (run when a layer is eager)."""
-    token = _SINK.set(sink)
-    try:
-        yield
-    finally:
-        _SINK.reset(token)
 
 
 def _hook_count(bridge: AttentionBridge) -> tuple[int, int]:
@@ -129,7 +80,7 @@ def _fused_now(bridge: AttentionBridge, layer: int, kwargs: dict[str, Any]) -> b
     if any(bool(getattr(cfg, flag, False))
            for flag in ("use_attn_result", "use_split_qkv_input", "use_attn_in")):
         return False
-    sink = _SINK.get()
+    sink = current_sink()
     sinks = 1 if sink is not None and layer in sink.layers else 0
     if _hook_count(bridge) != (sinks, 0):
         return False
@@ -150,7 +101,7 @@ def fused_core(
         raise RuntimeError("fused attention needs one head size and as many keys as queries")
     additive = additive_mask(mask, k.shape[-2], q.dtype)
     out = attend(q, k, v, additive, scale)
-    sink = _SINK.get()
+    sink = current_sink()
     if sink is not None and layer in sink.layers:
         positions = sink.current()
         per_query = per_query_from_lse(

@@ -19,7 +19,7 @@ from lensbatch.evaluation import DocEvaluation, DocMetrics, InductionHit
 from lensbatch.jobspec import JobSpec
 from lensbatch.top import HookTop
 from worker.engine.adaptive import halve_on_oom, release_cached_memory
-from worker.engine.attention import summaries_to
+from worker.engine.attention_mode import summaries_to
 from worker.engine.batching import batch_budget, budget_batches
 from worker.engine.card import attention_layers
 from worker.engine.documents import HeadLayout, WindowScores, stitch
