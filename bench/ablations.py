@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.intervals import result_rows
 from bench.timing import median
 
 N_LAYERS = N_HEADS = 12
@@ -45,13 +46,8 @@ def fill_sweep(url: str, n_docs: int) -> None:
                  "source": "bench"} for i in range(n_docs)])
             shift = rng.normal(0.01 * index, 0.05, n_docs) if ablate else np.zeros(n_docs)
             nll = base_nll + predictions * shift
-            connection.execute(schema.results.insert(), [
-                {"job_id": job_id, "seq": i, "n_tokens": int(p) + 1, "n_predictions": int(p),
-                 "nll_sum": float(v), "loss": float(v) / int(p), "n_correct": int(p) // 3,
-                 "accuracy": (int(p) // 3) / int(p), "induction_candidates": int(p) // 10,
-                 "induction_hits": int(p) // 20, "induction_novel_hits": 0, "n_windows": 1,
-                 "worker": "bench", "created_at": now}
-                for i, (p, v) in enumerate(zip(predictions, nll, strict=True))])
+            connection.execute(schema.results.insert(),
+                               result_rows(job_id, predictions, nll, now))
     engine.dispose()
 
 

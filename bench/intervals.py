@@ -22,6 +22,18 @@ class IntervalTimes:
     two_jobs_s: list[float]  # compare of two jobs over the same documents
 
 
+def result_rows(job_id: str, predictions: np.ndarray, nll: np.ndarray,
+                now: datetime) -> list[dict[str, object]]:
+    """Synthetic results rows: each document's predictions and summed loss as given, the
+    other counts fixed fractions of its predictions."""
+    return [{"job_id": job_id, "seq": i, "n_tokens": int(p) + 1, "n_predictions": int(p),
+             "nll_sum": float(v), "loss": float(v) / int(p), "n_correct": int(p) // 3,
+             "accuracy": (int(p) // 3) / int(p), "induction_candidates": int(p) // 10,
+             "induction_hits": int(p) // 20, "induction_novel_hits": 0, "n_windows": 1,
+             "worker": "bench", "created_at": now}
+            for i, (p, v) in enumerate(zip(predictions, nll, strict=True))]
+
+
 def fill_jobs(url: str, n_docs: int, job_ids: tuple[str, ...]) -> None:
     """Jobs over the same n_docs documents, with a results row each (synthetic numbers)."""
     from lensbatch.jobspec import JobSpec
@@ -44,13 +56,8 @@ def fill_jobs(url: str, n_docs: int, job_ids: tuple[str, ...]) -> None:
                 {"job_id": job_id, "seq": i, "doc_id": f"d{i}", "document_id": i + 1,
                  "source": "bench"} for i in range(n_docs)])
             nll = predictions * rng.uniform(2.0, 5.0, n_docs)
-            connection.execute(schema.results.insert(), [
-                {"job_id": job_id, "seq": i, "n_tokens": int(p) + 1, "n_predictions": int(p),
-                 "nll_sum": float(v), "loss": float(v) / int(p), "n_correct": int(p) // 3,
-                 "accuracy": (int(p) // 3) / int(p), "induction_candidates": int(p) // 10,
-                 "induction_hits": int(p) // 20, "induction_novel_hits": 0, "n_windows": 1,
-                 "worker": "bench", "created_at": now}
-                for i, (p, v) in enumerate(zip(predictions, nll, strict=True))])
+            connection.execute(schema.results.insert(),
+                               result_rows(job_id, predictions, nll, now))
     engine.dispose()
 
 
