@@ -35,9 +35,10 @@ def print_jobs(engine: Engine) -> None:
     from scheduler.output import write_rows
 
     rows = [{"job": s.job_id, "model": s.model, "corpus": corpus_name(s.corpus),
-             "sweep": "-" if s.sweep is None else f"{s.sweep.sweep_id}/{s.sweep.index + 1}",
+             # the sweep by the first characters of its id (enough for any command)
+             "sweep": "-" if s.sweep is None else f"{s.sweep.sweep_id[:8]}/{s.sweep.index + 1}",
              "status": s.status, "documents": f"{s.n_done}/{s.n_documents}", "loss": s.loss,
-             "created": s.created_at.strftime("%Y-%m-%d %H:%M") if s.created_at else "-"}
+             "created": s.created_at.strftime("%m-%d %H:%M") if s.created_at else "-"}
             for s in list_jobs(engine)]
     write_rows(rows, ("job", "model", "corpus", "sweep", "status", "documents", "loss",
                       "created"), "table", sys.stdout)
