@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import torch
 
 # jobs(): a row per job, newest first, with these columns.
+NEURON_COLUMNS = ("hook", "head", "neuron", "max_value", "density", "n_positions")
+TOP_COLUMNS = ("rank", "value", "doc_id", "position")
 JOB_COLUMNS = ("job_id", "model", "corpus", "status", "n_documents", "n_done",
                *(m.name for m in DOC_METRICS if m.headline), "created_at", "sweep_id",
                "sweep_index", "sweep_step", "error")
@@ -113,6 +115,30 @@ class Database:
         self._record(job)
         return pd.DataFrame(activation_rows(self.engine, job),
                             columns=list(ACTIVATION_COLUMNS))
+
+    def neurons(self, job: str, hook: str, limit: int | None = None) -> pd.DataFrame:
+        """A hook the job ran with --top-activations (its full name, such as
+        blocks.1.mlp.hook_post): one row per neuron, highest activation first: hook,
+        head (missing for a hook without heads), neuron, max_value, density (the share
+        of its activations above zero), n_positions; as `lensbatch neurons`."""
+        import pandas as pd
+
+        from lensbatch.store.top_queries import neuron_rows
+
+        rows = neuron_rows(self.engine, job, hook, limit)
+        return pd.DataFrame([vars(row) for row in rows], columns=list(NEURON_COLUMNS))
+
+    def top(self, job: str, hook: str, neuron: int, head: int | None = None) -> pd.DataFrame:
+        """One neuron's K highest activations over the corpus, best first: rank, value,
+        doc_id, position (the token's index in tokens(job, doc_id)); as `lensbatch top`."""
+        import pandas as pd
+
+        from lensbatch.store.top_queries import neuron_top
+
+        found = neuron_top(self.engine, job, hook, neuron, head)
+        return pd.DataFrame([{"rank": c.rank, "value": c.value, "doc_id": c.doc_id,
+                              "position": c.position} for c in found.contexts],
+                            columns=list(TOP_COLUMNS))
 
     def text(self, job: str, doc: str) -> str:
         """The text of one of the job's documents, by its doc_id."""

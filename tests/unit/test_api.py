@@ -54,7 +54,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
     url = f"sqlite:///{path / 'api.db'}"
     jobs = {}
     for model in MODELS:
-        extra = ("--activations", "resid_post", "--stats", "norm") if model == MODELS[0] else ()
+        extra = ("--activations", "resid_post", "--stats", "norm", "--top-activations",
+                 "hook_embed", "--top-k", "3") if model == MODELS[0] else ()
         result = run_cli("run", str(corpus), "--model", model, *extra,
                          env={"LENSBATCH_DATABASE_URL": url})
         assert result.returncode == 0, result.stderr
@@ -215,3 +216,28 @@ def test_frames_need_neither_torch_nor_transformerlens(
         f"print(len(db.results({jobs['toy-induction']!r})), len(db.jobs()), "
         f"len(db.activations({jobs['toy-induction']!r})))")
     assert printed.split() == [str(len(DOCS)), str(len(MODELS)), str(2 * len(DOCS))]
+
+
+def test_neurons_and_top_contexts(database: tuple[str, dict[str, str]]) -> None:
+    """db.top gives a neuron's three highest activations over the corpus, as run_with_cache
+    finds them document by document; db.neurons ranks every neuron of the hook."""
+    url, jobs = database
+    db = lensbatch.open(url)
+    job = jobs["toy-induction"]
+    neurons = db.neurons(job, "hook_embed")
+    bridge = db.load_model(job)
+    assert len(neurons) == bridge.cfg.d_model
+    assert list(neurons.max_value) == sorted(neurons.max_value, reverse=True)
+    neuron = int(neurons.neuron.iloc[0])
+    found = []  # (value, doc_id, position) of every position of the corpus
+    for doc in DOCS:
+        _, cache = bridge.run_with_cache(db.tokens(job, doc["id"]), names_filter="hook_embed")
+        values = cache["hook_embed"][0, :, neuron].tolist()
+        found += [(value, doc["id"], position) for position, value in enumerate(values)]
+    expected = sorted(found, key=lambda entry: -entry[0])[:3]
+    top = db.top(job, "hook_embed", neuron)
+    assert list(top["rank"]) == [1, 2, 3]
+    for (value, doc_id, position), row in zip(expected, top.itertuples(), strict=True):
+        assert math.isclose(row.value, value, rel_tol=1e-6)
+        assert (row.doc_id, row.position) == (doc_id, position)  # ties: earliest first
+    assert math.isclose(neurons.max_value.iloc[0], expected[0][0], rel_tol=1e-6)
