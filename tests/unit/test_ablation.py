@@ -6,6 +6,7 @@ ablating a head whose weights are zero (it writes nothing) changes no number at 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
                       "--ablate-layers", "1", env=env)
     assert swept.returncode == 0, swept.stderr
     lines = swept.stdout.strip().splitlines()
-    assert lines[-1].startswith("compare: lensbatch compare ")
+    # the commands as they can be pasted: the program as it was started
+    assert re.fullmatch(r"compare: \S*lensbatch compare \w+", lines[-1]), lines[-1]
     sweep_id = last_id(swept.stdout)
-    assert f"ablations: lensbatch ablations {sweep_id}" in lines
+    assert any(re.fullmatch(rf"ablations: \S*lensbatch ablations {sweep_id}", line)
+               for line in lines), lines
     assert swept.stdout.count("[low, high]: 95% interval") == 1  # the unablated job's
     jobs = {}
     for label, args in (("ablated-model", ("--model", "toy-induction-ablated")),
