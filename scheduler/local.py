@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from lensbatch.errors import ModelUnavailable
 from lensbatch.jobspec import JobSpec
@@ -125,9 +126,23 @@ def _interruptible(engine: Engine, resume_id: str) -> Iterator[None]:
     over when the job is continued (reopen_job)."""
     try:
         yield
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SQLAlchemyError) as exc:
+        if not _by_ctrl_c(exc):
+            raise
+        # Ctrl-C inside a statement leaves its connection mid-protocol (rolling it back
+        # then raises a driver error in the interrupt's place): start a fresh pool.
+        engine.dispose()
         raise Interrupted(resume_id, job_summary(engine, _last_active(engine, resume_id))
                           ) from None
+
+
+def _by_ctrl_c(exc: BaseException | None) -> bool:
+    """Whether `exc` is Ctrl-C, or an error raised while handling it."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
 
 
 def _last_active(engine: Engine, resume_id: str) -> str:
