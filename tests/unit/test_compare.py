@@ -66,7 +66,8 @@ def test_a_sweep_is_one_job_per_model_over_the_same_documents(sweep: Sweep) -> N
     assert per_job[0] == per_job[1] and len(per_job[0]) == 12
     assert count_rows(env["LENSBATCH_DATABASE_URL"], schema.documents) == 12  # stored once
     listed = lensbatch("jobs", env=env).stdout
-    assert f"{sweep_id}/1" in listed and f"{sweep_id}/2" in listed
+    # jobs shows a sweep by the first 8 characters of its id, which every command takes
+    assert f"{sweep_id[:8]}/1" in listed and f"{sweep_id[:8]}/2" in listed
     status = lensbatch("status", sweep_id, env=env).stdout
     assert f"sweep {sweep_id}: 2 jobs" in status
     assert all(j.id in status for j in jobs)
