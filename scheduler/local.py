@@ -113,10 +113,14 @@ class Interrupted(Exception):
     recorded as failed; `command` continues it."""
 
     def __init__(self, resume_id: str, summary: JobSummary) -> None:
-        self.command = f"lensbatch run --resume {resume_id}"
-        super().__init__(
-            f"interrupted: job {summary.job_id} has results for {summary.n_done} of "
-            f"{summary.n_documents} documents, all kept; continue with: {self.command}")
+        self.resume_id, self.summary = resume_id, summary
+        super().__init__(self.line("lensbatch"))
+
+    def line(self, program: str) -> str:
+        """The message, its command starting with `program` (and any --db) as given."""
+        return (f"interrupted: job {self.summary.job_id} has results for "
+                f"{self.summary.n_done} of {self.summary.n_documents} documents, all "
+                f"kept; continue with: {program} run --resume {self.resume_id}")
 
 
 @contextlib.contextmanager

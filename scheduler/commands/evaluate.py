@@ -109,7 +109,9 @@ def run(
             settings = with_document_limit(state.settings, max_document_bytes)
             reports = run_jobs_local(state.engine, corpus, chosen, device, _views, settings)
     except Interrupted as exc:
-        sys.stderr.write(f"{exc}\n")
+        from scheduler.nextsteps import prefix
+
+        sys.stderr.write(exc.line(prefix(state.db_option)) + "\n")
         raise typer.Exit(130) from None
     _print_reports(ctx, reports, resume is None and not model and not models)
 

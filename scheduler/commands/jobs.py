@@ -152,8 +152,10 @@ def resume(
     except BrokerUnavailable as exc:
         if failed:  # `run --resume` leaves the documents failed for good as they are
             raise
+        from scheduler.nextsteps import prefix
+
         raise BrokerUnavailable(f"{exc}; to continue the job here, without a broker: "
-                                f"lensbatch run --resume {job}") from None
+                                f"{prefix(state.db_option)} run --resume {job}") from None
     plan = plan_resume(state.engine, job, failed_only=failed)
     enqueue(state.settings, plan.job_id, plan.tasks, plan.queue)
     kind = "failed documents" if failed else "documents"
