@@ -43,7 +43,7 @@ lint: setup
 	$(BIN)/ruff check lensbatch worker scheduler migrations tests bench
 	$(BIN)/mypy lensbatch worker scheduler bench migrations tests
 
-# Removes the virtualenvs, the caches and lensbatch.db: the demo's job, and any other
-# job run here with the default database.
+# Removes the virtualenvs and the caches. lensbatch.db, where the demo and every job run
+# here with the default database keep their results, stays: remove it yourself.
 clean:
-	rm -rf $(VENV) .venv-lmeval lensbatch.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lmeval .pytest_cache .mypy_cache .ruff_cache
