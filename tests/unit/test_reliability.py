@@ -86,7 +86,7 @@ def test_poison_document_in_local_run(tmp_path: Path, sqlite_url: str) -> None:
     assert "1 failed documents" in lensbatch("status", job, env=env).stdout
     # without --failed, the line names the local way to continue a job
     user_error_line(lensbatch("resume", job, env=broken), "cannot reach broker at 127.0.0.1:1",
-                    f"without a broker: lensbatch run --resume {job}")
+                    "without a broker: ", f"lensbatch run --resume {job}")
     user_error_line(lensbatch("cancel", job, env=env), "already done")
 
 
