@@ -112,11 +112,10 @@ def test_top_heads_by_a_score(job: tuple[dict[str, str], str]) -> None:
         assert [(int(r[0]), int(r[1])) for r in rows] == [(r["layer"], r["head"]) for r in top]
 
 
+@pytest.mark.parametrize("job", ["toy-induction"], indirect=True)  # heads by construction
 def test_toy_induction_top_head_is_its_induction_head(
         job: tuple[dict[str, str], str]) -> None:
     env, job_id = job
-    if "toy-induction" not in lensbatch("jobs", env=env).stdout:
-        pytest.skip("toy-induction's heads are known by construction")
     rows = [cells(line) for line in table_lines(lensbatch("heads", job_id, "--top", "1",
                                                           env=env).stdout)
             if line.startswith("│")]
