@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, case, func, select
 
+from lensbatch.jobspec import JobSpec
 from lensbatch.store import schema
 from lensbatch.store.jobs import job_row
 from lensbatch.store.packing import unpack_bits, unpack_positions
@@ -30,6 +31,17 @@ def model_card(engine: Engine, model: str) -> Any | None:
     with engine.connect() as connection:
         return connection.execute(
             select(schema.models).where(schema.models.c.name == model)).first()
+
+
+def prepends_bos(engine: Engine, model: str, settings: dict[str, Any]) -> bool:
+    """Whether a job's sequences start with BOS: its --bos/--no-bos (in `settings`, the
+    job's stored JobSpec), else the model's rule as its card recorded it."""
+    bos = JobSpec.from_json(settings).prepend_bos
+    if bos is not None:
+        return bos
+    card = model_card(engine, model)
+    arch = ((card.config if card is not None else None) or {}).get("architecture") or {}
+    return bool(arch.get("default_prepend_bos", True))
 
 
 # Every section reads a bounded number of rows, whatever the job's size: the histogram

@@ -45,18 +45,13 @@ def _format(fmt: str, output: str | None) -> None:
 
 def _bos_and_tokenizer(engine: Engine, job_id: str, cache_dir: str) -> tuple[bool, Any]:
     """Whether the job's sequences start with BOS, and its tokenizer (None offline)."""
-    from lensbatch.jobspec import JobSpec
     from lensbatch.store import report_data
     from lensbatch.store.queries import job_row
     from scheduler.report.text import load_tokenizer
 
     with engine.connect() as connection:
         job = job_row(connection, job_id)
-    bos = JobSpec.from_json(job.settings).prepend_bos
-    if bos is None:  # the model's rule, as its card recorded it
-        card = report_data.model_card(engine, job.model)
-        arch = ((card.config if card is not None else None) or {}).get("architecture") or {}
-        bos = bool(arch.get("default_prepend_bos", True))
+    bos = report_data.prepends_bos(engine, job.model, job.settings)
     return bos, load_tokenizer(job.model, cache_dir)
 
 

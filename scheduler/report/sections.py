@@ -4,7 +4,6 @@ fact shown once."""
 
 from __future__ import annotations
 
-from lensbatch.jobspec import JobSpec
 from lensbatch.metrics import DOC_METRICS
 from lensbatch.store import report_data
 from scheduler.model_card import architecture_rows
@@ -105,11 +104,7 @@ def top_induction_section(ctx: ReportContext) -> str | None:
         return section("Documents with the most induction hits",
                        "<p>No induction hits in this job.</p>", "induction-docs")
     tokenizer = load_tokenizer(ctx.job["model"], ctx.cache_dir)
-    bos = JobSpec.from_json(ctx.job["settings"]).prepend_bos
-    if bos is None:  # the model's rule, as its card recorded it
-        card = report_data.model_card(ctx.engine, ctx.job["model"])
-        arch = ((card.config if card is not None else None) or {}).get("architecture") or {}
-        bos = bool(arch.get("default_prepend_bos", True))
+    bos = report_data.prepends_bos(ctx.engine, ctx.job["model"], ctx.job["settings"])
     parts = ['<p>Marked tokens were predicted correctly on a repeated bigram '
              '(<mark>hit</mark>, <mark class="novel">novel hit</mark>: first occurrence '
              'predicted wrongly).</p>']
