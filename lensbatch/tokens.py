@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class TokenScore:
@@ -47,3 +49,32 @@ def totals(tokens: Sequence[TokenScore]) -> dict[str, float]:
         "induction_hits": sum(1 for t in tokens if t.hit),
         "induction_novel_hits": sum(1 for t in tokens if t.novel),
     }
+
+
+PERCENTILES = (5.0, 95.0)  # a colour scale runs over this share of the tokens' losses
+
+
+@dataclass(frozen=True)
+class LossScale:
+    """The token colours' range in nats: white at `low` and under, strong red at `high`
+    and over. From the job's own losses, so a model that is poor everywhere (random
+    weights, ~11 nats a token) still shows which tokens are hardest."""
+
+    low: float
+    high: float
+
+    def share(self, loss: float | None) -> float:
+        if loss is None:
+            return 0.0
+        return max(0.0, min((loss - self.low) / (self.high - self.low), 1.0))
+
+
+def loss_scale(losses: Sequence[float]) -> LossScale:
+    """The PERCENTILES of `losses` (per-token losses, nats); one unit wide around a
+    single value, and 0..1 with no loss at all."""
+    if not losses:
+        return LossScale(0.0, 1.0)
+    low, high = (float(v) for v in np.percentile(np.asarray(losses), PERCENTILES))
+    if high - low < 1e-6:
+        return LossScale(low - 0.5, high + 0.5)
+    return LossScale(low, high)

@@ -1,5 +1,9 @@
 """`lensbatch tokens`: one document token by token, coloured by loss in a terminal,
-plain columns otherwise, or one JSON object per token."""
+plain columns otherwise, or one JSON object per token.
+
+The terminal's colours use the report's scale: from the 5th to the 95th percentile of the
+document's own token losses, so a model that is poor everywhere (random weights, about
+ln 50257 = 10.8 nats a token) still shows which tokens are its hardest."""
 
 from __future__ import annotations
 
@@ -9,15 +13,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from lensbatch.tokens import TOTALS, TokenScore, totals
+from lensbatch.tokens import PERCENTILES, TOTALS, LossScale, TokenScore, loss_scale, totals
 
-LOSS_SCALE = 10.0  # nats at which the colour is strongest (ln 50257 is about 10.8)
 COLUMNS = ("position", "token", "loss", "predicted", "induction")
-
-
-def loss_share(loss: float | None) -> float:
-    """0 for no loss (or none to show), 1 at LOSS_SCALE nats and above."""
-    return 0.0 if loss is None else max(0.0, min(loss / LOSS_SCALE, 1.0))
 
 
 def _predicted(token: TokenScore) -> str:
@@ -43,11 +41,20 @@ def plain_lines(tokens: Sequence[TokenScore]) -> list[str]:
                        f"{_predicted(t):<9}  {t.induction}" for t in tokens]
 
 
+def document_scale(tokens: Sequence[TokenScore]) -> LossScale:
+    return loss_scale([t.loss for t in tokens if t.loss is not None])
+
+
 def coloured_table(tokens: Sequence[TokenScore]) -> Table:
-    """A rich table whose token cells are shaded red by loss; hits are green."""
-    table = Table(*COLUMNS)
+    """A rich table whose token cells are shaded red by loss on the document's own scale
+    (document_scale; the caption gives it); hits are green."""
+    scale = document_scale(tokens)
+    low, high = PERCENTILES
+    table = Table(*COLUMNS, caption=f"colour: loss from {scale.low:.2f} nats (unshaded) to "
+                  f"{scale.high:.2f} (full red), the {low:.0f}th and {high:.0f}th percentiles "
+                  "of this document's token losses")
     for t in tokens:
-        red = int(255 * loss_share(t.loss))
+        red = int(255 * scale.share(t.loss))
         style = f"on rgb({min(255, 80 + red)},{max(0, 80 - red // 4)},{max(0, 80 - red // 4)})"
         marker = {"hit": "bold green", "novel hit": "bold bright_green"}.get(t.induction, "")
         table.add_row(str(t.position), Text(repr(t.text), style=style), _loss(t),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,38 +18,11 @@ import numpy as np
 from lensbatch.errors import UserError
 from lensbatch.jobspec import JobSpec
 from lensbatch.store.report_data import hardest_documents
-from lensbatch.tokens import TokenScore, totals
+from lensbatch.tokens import PERCENTILES, LossScale, TokenScore, loss_scale, totals
 from scheduler.report.html import ReportContext, esc, num, section
 
 HARDEST = 10
 MAX_TOKENS = 2048  # tokens drawn per document; the sums still cover the whole document
-PERCENTILES = (5.0, 95.0)  # the colour scale runs over this share of the tokens' losses
-
-
-@dataclass(frozen=True)
-class LossScale:
-    """The token colours' range in nats: white at `low` and under, strong red at `high`
-    and over. From the job's own losses, so a model that is poor everywhere (random
-    weights, ~11 nats a token) still shows which tokens are hardest."""
-
-    low: float
-    high: float
-
-    def share(self, loss: float | None) -> float:
-        if loss is None:
-            return 0.0
-        return max(0.0, min((loss - self.low) / (self.high - self.low), 1.0))
-
-
-def loss_scale(losses: Sequence[float]) -> LossScale:
-    """The PERCENTILES of `losses` (per-token losses, nats); one unit wide around a
-    single value, and 0..1 with no loss at all."""
-    if not losses:
-        return LossScale(0.0, 1.0)
-    low, high = (float(v) for v in np.percentile(np.asarray(losses), PERCENTILES))
-    if high - low < 1e-6:
-        return LossScale(low - 0.5, high + 0.5)
-    return LossScale(low, high)
 
 
 def token_colour(loss: float | None, scale: LossScale) -> str:

@@ -227,7 +227,7 @@ def test_tokens_are_coloured_by_loss_on_a_terminal() -> None:
     from rich.console import Console
 
     from lensbatch.tokens import TokenScore
-    from scheduler.token_output import coloured_table, loss_share
+    from scheduler.token_output import coloured_table, document_scale
 
     tokens = [TokenScore(0, 50256, "<|endoftext|>", None, None, False, False, False),
               TokenScore(1, 464, "The", 10.5, False, False, False, False),
@@ -237,5 +237,9 @@ def test_tokens_are_coloured_by_loss_on_a_terminal() -> None:
         coloured_table(tokens))
     text = out.getvalue()
     assert "\x1b[" in text and "novel hit" in text
-    assert "48;2;255;" in text  # the 10.5-nat token at full red
-    assert loss_share(None) == 0.0 and loss_share(5.0) == 0.5 and loss_share(50.0) == 1.0
+    assert "48;2;255;" in text  # the hardest token (10.5 nats) at full red
+    assert "48;2;80;80;80" in text  # the easiest (0.01 nats) unshaded
+    scale = document_scale(tokens)  # from the document's own losses, the first token's none
+    assert scale.low == pytest.approx(0.01 + 0.05 * 10.49)
+    assert scale.high == pytest.approx(0.01 + 0.95 * 10.49)
+    assert scale.share(None) == 0.0 and scale.share(50.0) == 1.0 and scale.share(0.0) == 0.0
