@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from lensbatch.errors import UserError
 from lensbatch.store.top_queries import Context
 from scheduler.report.text import Span
 
@@ -34,6 +35,34 @@ class Shown:
     def markup(self) -> str:
         return (f"{escape(self.before)}[bold reverse]{escape(self.token)}[/bold reverse]"
                 f"{escape(self.after)}")
+
+
+def parse_neuron(value: str) -> tuple[int | None, int]:
+    """A neuron as `top` takes it: INDEX, or HEAD.INDEX for a hook with heads -> (head
+    or None, index)."""
+    head, _, index = value.strip().rpartition(".")
+    try:
+        return (int(head) if head else None), int(index)
+    except ValueError:
+        raise UserError(f"neuron must be INDEX or HEAD.INDEX, got {value!r}") from None
+
+
+def neuron_label(head: int | None, neuron: int) -> str:
+    """The neuron as `top` takes it and `neurons` lists it: 17, or 2.5 (head 2, index 5)."""
+    return str(neuron) if head is None else f"{head}.{neuron}"
+
+
+@dataclass(frozen=True)
+class NeuronRef:
+    """One neuron of a hook, as `report --neuron` names it."""
+
+    hook: str  # the full name, as stored
+    head: int | None
+    neuron: int
+
+    @property
+    def label(self) -> str:
+        return neuron_label(self.head, self.neuron)
 
 
 def _one_line(text: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from lensbatch.errors import UserError
 from lensbatch.store import schema
@@ -69,6 +69,18 @@ def top_hooks(engine: Engine, job_id: str) -> list[str]:
                                        .group_by(t.c.hook).order_by(t.c.hook)))
 
 
+def neuron_counts(engine: Engine, job_id: str) -> dict[str, int]:
+    """The job's top-activation hooks (JobNotFound for a wrong id) with their number of
+    neurons (every head's), in layer order (hooks outside the blocks first), then by name."""
+    t = schema.top_activations
+    with engine.connect() as connection:
+        job_row(connection, job_id)
+        rows = connection.execute(select(t.c.hook, t.c.layer, func.count().label("n"))
+                                  .where(t.c.job_id == job_id).group_by(t.c.hook, t.c.layer)
+                                  .order_by(t.c.layer, t.c.hook))
+        return {row.hook: int(row.n) for row in rows}
+
+
 def _check_hook(engine: Engine, job_id: str, hook: str) -> None:
     hooks = top_hooks(engine, job_id)
     if hook not in hooks:
@@ -93,9 +105,7 @@ def neuron_top(engine: Engine, job_id: str, hook: str, neuron: int,
         if row is None:
             count = connection.scalar(select(func.count()).select_from(t).where(
                 t.c.job_id == job_id, t.c.hook == hook, t.c.head == head_key))
-            where = "" if head is None else f" of head {head}"
-            raise UserError(f"{hook} has no neuron {neuron}{where} "
-                            f"(it has {count or 0}: 0 to {(count or 1) - 1})")
+            raise UserError(_no_neuron(connection, job_id, hook, neuron, head, count or 0))
         values, seqs, positions = unpack_entries(row)
         docs = {r.seq: (r.doc_id, r.text) for r in connection.execute(
             select(jd.c.seq, jd.c.doc_id, d.c.text).join(d, d.c.id == jd.c.document_id)
@@ -106,6 +116,24 @@ def neuron_top(engine: Engine, job_id: str, hook: str, neuron: int,
     return NeuronTop(hook, head, neuron, contexts,
                      unpack_histogram(row.histogram).tolist(), bin_edges().tolist(),
                      int(row.n_positive), int(row.n_positions))
+
+
+def _no_neuron(connection: Connection, job_id: str, hook: str, neuron: int,
+               head: int | None, count: int) -> str:
+    """Why (hook, head, neuron) has no row: a head where the hook has none (or none where
+    it has heads), or an index past the end."""
+    t = schema.top_activations
+    heads = sorted(set(connection.scalars(select(t.c.head).where(
+        t.c.job_id == job_id, t.c.hook == hook).group_by(t.c.head))))
+    if head is None and heads != [schema.NO_HEAD]:
+        return (f"{hook} has heads: name the neuron HEAD.INDEX "
+                f"(0.{neuron} is head 0, index {neuron})")
+    if head is not None and heads == [schema.NO_HEAD]:
+        return f"{hook} has no heads: name the neuron by its index alone ({neuron})"
+    if head is not None and not count:
+        return f"{hook} has no head {head} (it has heads 0 to {heads[-1]})"
+    where = "" if head is None else f" of head {head}"
+    return f"{hook} has no neuron {neuron}{where} (it has {count}: 0 to {count - 1})"
 
 
 def neuron_rows(engine: Engine, job_id: str, hook: str, limit: int | None = None

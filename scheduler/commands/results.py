@@ -170,22 +170,31 @@ def report(
         "--tokens/--no-tokens", help="Draw the hardest documents token by token, scored "
         "again with the job's model (loads it); --no-tokens leaves the model unloaded.")
     ] = True,
+    neuron: Annotated[list[str] | None, typer.Option(
+        "--neuron", metavar="HOOK:NEURON", help="Add a card for this neuron to the Neurons "
+        "section (a job run with --top-activations); repeatable. HOOK and NEURON as `top` "
+        "takes them: hook_embed:3, mlp_post1:17, z0:1.3 (head 1, index 3).")] = None,
 ) -> None:
     """Write one self-contained HTML report of a job or a sweep (opens offline; images
     embedded, no script).
 
     A job: settings and model card, corpus numbers with 95% intervals, head heatmaps and
     the probe (when recorded), loss histogram, loss against length, the ten hardest
-    documents token by token (scored again with the job's model), and the documents with
-    the most induction hits. A sweep: each rate across its models, per-head small
-    multiples, and the differences from the first model.
+    documents token by token (scored again with the job's model), the documents with
+    the most induction hits, and for a job run with --top-activations its neurons (the
+    top ones per hook, each card with its histogram and contexts). A sweep: each rate
+    across its models, per-head small multiples, and the differences from the first
+    model.
 
     Example: lensbatch report 3f2a9c1e0b7d4e21 --output report.html
     """
+    from scheduler.report.neurons import parse_request
     from scheduler.report.page import write_report
 
+    requests = [parse_request(value) for value in neuron or []]
     state = invocation(ctx)
-    size = write_report(state.engine, job, output, state.settings.cache_dir, tokens)
+    size = write_report(state.engine, job, output, state.settings.cache_dir, tokens,
+                        requests)
     sys.stdout.write(f"wrote {output} ({size / 1024:.0f} KiB)\n")
 
 

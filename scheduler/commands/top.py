@@ -24,16 +24,6 @@ Limit = Annotated[int, typer.Option(help="Neurons listed, highest first.")]
 FORMATS = ("table", "jsonl", "parquet")
 
 
-def _neuron(value: str) -> tuple[int | None, int]:
-    from lensbatch.errors import UserError
-
-    head, _, index = value.rpartition(".")
-    try:
-        return (int(head) if head else None), int(index)
-    except ValueError:
-        raise UserError(f"neuron must be INDEX or HEAD.INDEX, got {value!r}") from None
-
-
 def _format(fmt: str, output: str | None) -> None:
     from lensbatch.errors import UserError
 
@@ -68,11 +58,11 @@ def top(ctx: typer.Context, job: JobId, hook: Hook, neuron: Neuron,
     from lensbatch.store.top_queries import neuron_top
     from scheduler.output import emit_rows
     from scheduler.report.text import token_spans
-    from scheduler.top_output import TOP_COLUMNS, context_rows, cut
+    from scheduler.top_output import TOP_COLUMNS, context_rows, cut, parse_neuron
 
     _format(fmt, output)
     state = invocation(ctx)
-    head, index = _neuron(neuron)
+    head, index = parse_neuron(neuron)
     found = neuron_top(state.engine, job, one_hook(hook), index, head)
     bos, tokenizer = _bos_and_tokenizer(state.engine, job, state.settings.cache_dir)
     spans = {c.seq: token_spans(tokenizer, c.text) for c in found.contexts}

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from lensbatch.store.queries import JobSummary
+from scheduler.top_output import NeuronRef
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ReportContext:
     job: dict[str, Any]  # the jobs row, settings decoded
     cache_dir: str  # for the job's tokenizer (lensbatch.settings.Settings.cache_dir)
     rescore: bool = True  # score the hardest documents again with the job's model
+    neurons: tuple[NeuronRef, ...] = ()  # cards asked for with `report --neuron`
 
 
 # A section takes the context and returns an HTML fragment, or None when it has
@@ -94,6 +96,11 @@ table.heat td.empty { background: #f4f4f4; }
                    vertical-align: middle; }
 table.acts td.bar { min-width: 6em; }
 table.acts td.bar span { display: inline-block; height: .7em; background: #4c72b0; }
+.neuron-card { border-top: 1px solid #eee; margin-top: 1em; }
+figure.neuron-hist { margin: .4em 0; }
+figure.neuron-hist figcaption { max-width: 50em; }
+table.contexts td.ctx { font-family: ui-monospace, monospace; font-size: .85em;
+                        white-space: pre-wrap; }
 """
 
 
