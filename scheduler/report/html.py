@@ -98,6 +98,11 @@ table.acts td.bar { min-width: 6em; }
 table.acts td.bar span { display: inline-block; height: .7em; background: #4c72b0; }
 .neuron-card { border-top: 1px solid #eee; margin-top: 1em; }
 figure.neuron-hist { margin: .4em 0; }
+svg.neuron-hist rect { fill: #4c72b0; } svg.neuron-hist rect.neg { fill: #dd8452; }
+svg.neuron-hist line { stroke: #999; }
+svg.neuron-hist text { font-size: 11px; fill: #555; text-anchor: end;
+                       dominant-baseline: middle; }
+svg.neuron-hist text.zero { font-weight: bold; }
 figure.neuron-hist figcaption { max-width: 50em; }
 table.contexts td.ctx { font-family: ui-monospace, monospace; font-size: .85em;
                         white-space: pre-wrap; }

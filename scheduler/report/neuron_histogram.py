@@ -43,32 +43,28 @@ def bin_text(index: int, edges: Sequence[float]) -> str:
 
 def histogram_svg(counts: Sequence[int], edges: Sequence[float]) -> str:
     """counts: [BINS] positions per bin; edges: [BINS + 1] lower edges and +inf (the
-    ends infinite). Heights: log(1 + count) / log(1 + largest count)."""
+    ends infinite). Heights: log(1 + count) / log(1 + largest count). Colours and fonts
+    come from the page's style (svg.neuron-hist in scheduler/report/html.py), so that a
+    report with dozens of cards stays small."""
     largest = max(counts, default=0)
     scale = math.log1p(largest) or 1.0
     width = LEFT + BAR * len(counts) + LEFT
-    parts = [f'<svg class="neuron-hist" xmlns="http://www.w3.org/2000/svg" '
-             f'width="{width}" height="{PLOT + LABELS}" viewBox="0 0 {width} {PLOT + LABELS}" '
-             'role="img">']
+    parts = [f'<svg class="neuron-hist" width="{width}" height="{PLOT + LABELS}" '
+             f'viewBox="0 0 {width} {PLOT + LABELS}" role="img">']
     for index, count in enumerate(counts):
         height = PLOT * math.log1p(count) / scale
-        x = LEFT + BAR * index
-        fill = "#dd8452" if index < HALF else "#4c72b0"
-        parts.append(f'<rect x="{x}" y="{PLOT - height:.1f}" width="{BAR - GAP}" '
-                     f'height="{height:.1f}" fill="{fill}" data-count="{count}">'
+        below = ' class="neg"' if index < HALF else ""
+        parts.append(f'<rect x="{LEFT + BAR * index}" y="{PLOT - height:.1f}" '
+                     f'width="{BAR - GAP}" height="{height:.1f}"{below} data-count="{count}">'
                      f"<title>{esc(bin_text(index, edges))}: {count:,} positions</title></rect>")
-    parts.append(f'<line x1="{LEFT}" y1="{PLOT}" x2="{width - LEFT}" y2="{PLOT}" '
-                 'stroke="#999" stroke-width="1"/>')
-    # One label per finite edge, at the boundary between its two bins, read upwards.
+    parts.append(f'<line x1="{LEFT}" y1="{PLOT}" x2="{width - LEFT}" y2="{PLOT}"/>')
+    # One label per finite edge, under the boundary between its two bins, read upwards.
     for index, edge in enumerate(edges):
         if math.isinf(edge):
             continue
-        left = LEFT + BAR * index - GAP / 2.0  # the label's end, under the edge
-        weight = ' font-weight="bold"' if edge == 0 else ""
-        parts.append(f'<text x="{left:.1f}" y="{PLOT + 4}" font-size="11" fill="#555"'
-                     f'{weight} text-anchor="end" dominant-baseline="middle" '
-                     f'transform="rotate(-90 {left:.1f} {PLOT + 4})">{esc(edge_text(edge))}'
-                     "</text>")
+        zero = ' class="zero"' if edge == 0 else ""
+        parts.append(f'<text transform="translate({LEFT + BAR * index - GAP / 2.0:.0f} '
+                     f'{PLOT + 4}) rotate(-90)"{zero}>{esc(edge_text(edge))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -126,13 +126,15 @@ def hook_part(ctx: ReportContext, hook: str, size: int, texts: Texts, bos: bool)
     rows = neuron_rows(ctx.engine, ctx.job_id, hook, TABLE_ROWS)
     cards = [(row.head, row.neuron) for row in rows[:CARDS]]
     asked = [(r.head, r.neuron) for r in ctx.neurons if r.hook == hook]
-    cards += [key for key in asked if key not in cards]
+    cards = list(dict.fromkeys(cards + asked))  # a neuron asked for twice: one card
     carded = {neuron_label(head, neuron) for head, neuron in cards}
     drawn = [neuron_card(neuron_top(ctx.engine, ctx.job_id, hook, neuron, head), texts, bos,
                          (head, neuron) in asked) for head, neuron in cards]
+    extra = len(cards) - min(CARDS, len(rows))
+    more = f", then {extra} asked for with --neuron" if extra else ""
     return (f'<div class="neuron-hook" data-hook="{esc(hook)}"><h3>{esc(hook)}</h3>'
             f"<p class='meta'>{size:,} neurons; the {len(rows)} with the highest "
-            f"activation, and the cards of the first {min(CARDS, len(rows))}.</p>"
+            f"activation, and the cards of the first {min(CARDS, len(rows))}{more}.</p>"
             f"{neuron_table(rows, carded, hook)}{''.join(drawn)}</div>")
 
 

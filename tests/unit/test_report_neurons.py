@@ -147,15 +147,23 @@ def test_a_job_without_top_activations_has_no_section(jobs: Jobs) -> None:
 
 
 def test_neuron_option_adds_its_card(jobs: Jobs, tmp_path: Path) -> None:
+    """A neuron past the top 3 gets a card after theirs (once, though asked for twice);
+    one of the top 3 asked for keeps its one card."""
     db = lensbatch.open(jobs.url)
-    last = int(db.neurons(jobs.sample, "hook_embed").neuron.iloc[-1])  # far from the top 3
+    ranked = db.neurons(jobs.sample, "hook_embed").neuron
+    first, last = int(ranked.iloc[0]), int(ranked.iloc[-1])
     out = tmp_path / "report.html"
-    result = run_cli("report", jobs.sample, "--no-tokens", "-o", str(out), "--neuron",
-                     f"hook_embed:{last}", env={"LENSBATCH_DATABASE_URL": jobs.url})
+    asked = [f"--neuron=hook_embed:{n}" for n in (last, first, last)]
+    result = run_cli("report", jobs.sample, "--no-tokens", "-o", str(out), *asked,
+                     env={"LENSBATCH_DATABASE_URL": jobs.url})
     assert result.returncode == 0, result.stderr
-    shown = cards(neurons_part(out.read_text(encoding="utf-8")))
-    assert len(shown) == 4 and list(shown)[-1] == str(last)
+    part = neurons_part(out.read_text(encoding="utf-8"))
+    shown = cards(part)
+    assert list(shown) == [str(n) for n in ranked[:3]] + [str(last)]
     assert "asked for with --neuron" in shown[str(last)]
+    assert "asked for with --neuron" in shown[str(first)]
+    assert "asked for with --neuron" not in shown[str(int(ranked.iloc[1]))]
+    assert "then 1 asked for with --neuron" in part
     top = db.top(jobs.sample, "hook_embed", last)
     assert contexts(shown[str(last)]) == list(zip(top.doc_id, top.position, strict=True))
 
