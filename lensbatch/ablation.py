@@ -28,6 +28,15 @@ def head_label(head: Head) -> str:
     return f"{head[0]}.{head[1]}"
 
 
+def job_label(model: str, heads: Sequence[Head], ablation: str) -> str:
+    """How a job is named wherever jobs are listed side by side: its model, and for an
+    ablated job the heads it switches off and how (`toy-induction -1.2 (zero)`,
+    `gpt2 -0.1,3.4 (mean)`); an unablated job is its model alone."""
+    if not heads:
+        return model
+    return f"{model} -{','.join(map(head_label, heads))} ({ablation})"
+
+
 def parse_heads(text: str | None) -> tuple[Head, ...]:
     """`1.2,0.1` -> ((1, 2), (0, 1)); JobSpecError for anything else."""
     if text is None:

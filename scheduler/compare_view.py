@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from lensbatch.ablation import head_label
 from lensbatch.bootstrap import BOOTSTRAP_DOCUMENTS, Interval
 from lensbatch.compare import (
     RATES,
@@ -80,13 +81,25 @@ def _step(summary: JobSummary) -> int | None:
     return summary.sweep.step if summary.sweep is not None else None
 
 
+# In csv, jsonl and Parquet, the heads an ablated job switches off (`1.2,0.1`) and how
+# (zero or mean); both empty for an unablated job. The table format shows them in its
+# model column instead (JobSummary.label).
+ABLATION_COLUMNS = ("ablate", "ablation")
+
+
+def _ablation(summary: JobSummary) -> dict[str, str | None]:
+    if not summary.ablate:
+        return {"ablate": None, "ablation": None}
+    return {"ablate": ",".join(map(head_label, summary.ablate)), "ablation": summary.ablation}
+
+
 def corpus_rows(compared: Compared) -> tuple[list[str], list[dict[str, Any]]]:
-    columns = ["job", "model", "step", "documents", *(
+    columns = ["job", "model", *ABLATION_COLUMNS, "step", "documents", *(
         f"{m.name}{suffix}" for m in RATES for suffix in ("", "_low", "_high"))]
     rows = []
     for summary, rates in zip(compared.summaries, compared.comparison.rates, strict=True):
         row: dict[str, Any] = {"job": summary.job_id, "model": summary.model,
-                               "step": _step(summary),
+                               **_ablation(summary), "step": _step(summary),
                                "documents": compared.comparison.n_shared}
         for m in RATES:
             row.update({m.name: rates[m.name].value, f"{m.name}_low": rates[m.name].low,
@@ -96,10 +109,11 @@ def corpus_rows(compared: Compared) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def difference_rows(compared: Compared) -> tuple[list[str], list[dict[str, Any]]]:
-    columns = ["job", "model", "baseline", "documents", "metric", "difference", "low",
-               "high", "excludes_zero"]
+    columns = ["job", "model", *ABLATION_COLUMNS, "baseline", "documents", "metric",
+               "difference", "low", "high", "excludes_zero"]
     base = compared.summaries[0]
-    rows = [{"job": summary.job_id, "model": summary.model, "baseline": base.job_id,
+    rows = [{"job": summary.job_id, "model": summary.model, **_ablation(summary),
+             "baseline": base.job_id,
              "documents": compared.comparison.n_shared, "metric": m.name,
              "difference": diff[m.name].value, "low": diff[m.name].low,
              "high": diff[m.name].high, "excludes_zero": diff[m.name].excludes_zero}
@@ -138,10 +152,10 @@ def table_sections(compared: Compared) -> list[tuple[str, list[str], list[dict[s
     from scheduler.output import difference_text, interval_text
 
     c, summaries = compared.comparison, compared.summaries
-    rates = [{"job": s.job_id, "model": s.model, "step": _step(s),
+    rates = [{"job": s.job_id, "model": s.label, "step": _step(s),
               **{m.label: interval_text(r[m.name]) for m in RATES}}
              for s, r in zip(summaries, c.rates, strict=True)]
-    diffs = [{"job": s.job_id, "model": s.model,
+    diffs = [{"job": s.job_id, "model": s.label,
               **{f"{m.name} difference": difference_text(d[m.name]) for m in RATES}}
              for s, d in zip(summaries[1:], c.differences, strict=True)]
     heads = [{"job": row["job"], "head": f"{row['layer']}.{row['head']}",
@@ -150,7 +164,7 @@ def table_sections(compared: Compared) -> list[tuple[str, list[str], list[dict[s
              for row in compared.heads]
     return [
         ("Corpus rates", ["job", "model", "step", *(m.label for m in RATES)], rates),
-        (f"Paired differences from {summaries[0].job_id} ({summaries[0].model}); * where "
+        (f"Paired differences from {summaries[0].job_id} ({summaries[0].label}); * where "
          "the interval excludes 0", ["job", "model", *(f"{m.name} difference" for m in RATES)],
          diffs),
         ("Documents whose loss differs most", DOCUMENT_COLUMNS, compared.documents),

@@ -3,7 +3,8 @@ MIN_PREFIX characters), resolved to the whole id before the command runs.
 
 Commands that read one job (`results`, `heads`, `tokens`, `export`, `cancel`, `resume`)
 refuse a sweep id with one line pointing to the commands that take one and listing the
-sweep's jobs; `status` and `report` take either; `compare` takes any mix.
+sweep's jobs; `status` and `report` take either; `compare` takes any mix; `ablations`
+refuses a job id with one line, giving the command for the job's ablation sweep.
 """
 
 from __future__ import annotations
@@ -16,23 +17,26 @@ from lensbatch.store.jobids import find
 from scheduler.context import invocation
 
 
-def sweep_refused(engine: Engine, sweep_id: str, command: str) -> UserError:
+def sweep_refused(engine: Engine, sweep_id: str, command: str,
+                  program: str = "lensbatch") -> UserError:
+    """`command` given a sweep; `program` is how the commands named start (the program
+    and its --db, scheduler/nextsteps.py `prefix`)."""
     from lensbatch.store.sweeps import sweep_jobs
 
     members = [member.job_id for member in sweep_jobs(engine, sweep_id)]
     return UserError(
         f"{sweep_id} is a sweep of {len(members)} jobs and `{command}` reads one job: "
-        f"use `lensbatch compare {sweep_id}` or `lensbatch report {sweep_id}`, or one of "
+        f"use `{program} compare {sweep_id}` or `{program} report {sweep_id}`, or one of "
         f"its jobs: {', '.join(members)}")
 
 
-def resolve_job(engine: Engine, name: str, command: str) -> str:
+def resolve_job(engine: Engine, name: str, command: str, program: str = "lensbatch") -> str:
     """The whole id of the job `name` names; JobNotFound, or a sweep refused."""
     ref = find(engine, name)
     if ref is None:
         raise JobNotFound(f"no job {name!r}")
     if ref.kind == "sweep":
-        raise sweep_refused(engine, ref.id, command)
+        raise sweep_refused(engine, ref.id, command, program)
     return ref.id
 
 
@@ -56,11 +60,42 @@ def _engine(ctx: typer.Context) -> Engine:
 
 
 def job_argument(ctx: typer.Context, value: str) -> str:
-    return resolve_job(_engine(ctx), value, ctx.info_name or "")
+    from scheduler.nextsteps import prefix
+
+    return resolve_job(_engine(ctx), value, ctx.info_name or "",
+                       prefix(invocation(ctx).db_option))
 
 
 def job_or_sweep_argument(ctx: typer.Context, value: str | None) -> str | None:
     return None if value is None else resolve_any(_engine(ctx), value)
+
+
+def ablation_sweep_argument(ctx: typer.Context, value: str) -> str:
+    """`ablations SWEEP`: the whole sweep id; a job id is refused with one line that,
+    for a job of an ablation sweep, gives the command with its sweep's id."""
+    from scheduler.nextsteps import prefix
+
+    engine = _engine(ctx)
+    ref = find(engine, value)
+    if ref is None:
+        raise JobNotFound(f"no sweep {value!r} (the id that run or submit "
+                          "--ablate-each-head printed)")
+    if ref.kind == "job":
+        raise job_refused(engine, ref.id, prefix(invocation(ctx).db_option))
+    return ref.id
+
+
+def job_refused(engine: Engine, job_id: str, command: str) -> UserError:
+    """`ablations JOB`: what to run instead (`command` is the program and its --db)."""
+    from lensbatch.store.report_data import job_record
+    from scheduler.ablation_view import is_ablation_sweep
+
+    sweep_id = job_record(engine, job_id)["sweep_id"]
+    if sweep_id is not None and is_ablation_sweep(engine, sweep_id):
+        return UserError(f"{job_id} is a job of the ablation sweep {sweep_id}, and "
+                         f"`ablations` reads the sweep: {command} ablations {sweep_id}")
+    return UserError(f"{job_id} is a job, not an ablation sweep: `ablations` reads the "
+                     "sweep id that run or submit --ablate-each-head printed")
 
 
 def ids_argument(ctx: typer.Context, value: list[str]) -> list[str]:

@@ -115,7 +115,7 @@ def summary_table(summary: JobSummary, seconds: float | None = None,
     """`run`'s and `status`'s summary: the headline metrics of the registry, rates with
     their 95% intervals where `intervals` has them."""
     shown = intervals or {}
-    table = Table(title=f"job {summary.job_id} · {summary.model} · {summary.status}",
+    table = Table(title=f"job {summary.job_id} · {summary.label} · {summary.status}",
                   show_header=False,
                   caption=escape(interval_note(summary.n_done))
                   if any(i.low is not None for i in shown.values())
@@ -124,7 +124,7 @@ def summary_table(summary: JobSummary, seconds: float | None = None,
     table.add_column("value", justify="right")
     if summary.sweep is not None:
         step = "" if summary.sweep.step is None else f", step {summary.sweep.step}"
-        table.add_row("sweep", f"{summary.sweep.sweep_id} (model {summary.sweep.index + 1}"
+        table.add_row("sweep", f"{summary.sweep.sweep_id} (job {summary.sweep.index + 1}"
                                f"{step})")
     table.add_row("documents", f"{summary.n_done} / {summary.n_documents}")
     for metric in DOC_METRICS:

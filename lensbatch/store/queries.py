@@ -16,7 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, func, select
 
+from lensbatch.ablation import job_label
 from lensbatch.docmeta import Fields, column_names, column_value, stored_fields
+from lensbatch.jobspec import Head, JobSpec
 from lensbatch.metrics import LISTED_METRICS
 from lensbatch.metrics import corpus_value as _corpus_value
 from lensbatch.store import schema
@@ -47,6 +49,13 @@ class JobSummary:
     created_at: datetime | None
     sweep: SweepPlace | None = None  # the job's place in a sweep, if it is in one
     corpus: str = ""  # the corpus as it was given (a path, or - for standard input)
+    ablate: tuple[Head, ...] = ()  # the heads the job switches off (--ablate)
+    ablation: str = "zero"  # how: zero or mean
+
+    @property
+    def label(self) -> str:
+        """The model, and the heads ablated if any: `toy-induction -1.2 (zero)`."""
+        return job_label(self.model, self.ablate, self.ablation)
 
     def value(self, name: str) -> float | None:
         """The corpus number of a registry metric (a sum, or a rate of sums)."""
@@ -64,11 +73,13 @@ class JobSummary:
 
 def _summaries(connection: Connection, jobs: list[Any]) -> list[JobSummary]:
     counters = progress(connection, [job.id for job in jobs])
+    specs = [JobSpec.from_json(job.settings) for job in jobs]
     return [JobSummary(job_id=job.id, model=job.model, status=job.status, error=job.error,
                        n_documents=job.n_documents, n_done=counters[job.id][0],
                        totals=counters[job.id][1], created_at=job.created_at,
-                       sweep=sweep_place(job), corpus=job.corpus)
-            for job in jobs]
+                       sweep=sweep_place(job), corpus=job.corpus, ablate=spec.ablate,
+                       ablation=spec.ablation)
+            for job, spec in zip(jobs, specs, strict=True)]
 
 
 def sweep_place(job: Any) -> SweepPlace | None:

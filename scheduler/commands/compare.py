@@ -13,7 +13,7 @@ from rich.console import Console
 
 from lensbatch.errors import UserError
 from scheduler.context import invocation
-from scheduler.jobref import ids_argument
+from scheduler.jobref import ablation_sweep_argument, ids_argument
 from scheduler.options import Device, Format, JobId, Output
 
 Part = Annotated[str, typer.Option(
@@ -64,8 +64,9 @@ def compare(
 
 def ablations(
     ctx: typer.Context,
-    sweep: Annotated[str, typer.Argument(help="An ablation sweep's id (run or submit "
-                                              "--ablate-each-head).")],
+    sweep: Annotated[str, typer.Argument(
+        help="An ablation sweep's id (run or submit --ablate-each-head), or the first "
+             "characters of it.", callback=ablation_sweep_argument)],
     fmt: Format = "table",
     output: Output = None,
 ) -> None:

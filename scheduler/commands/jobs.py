@@ -34,7 +34,7 @@ def print_jobs(engine: Engine) -> None:
     from lensbatch.store.queries import list_jobs
     from scheduler.output import write_rows
 
-    rows = [{"job": s.job_id, "model": s.model, "corpus": corpus_name(s.corpus),
+    rows = [{"job": s.job_id, "model": s.label, "corpus": corpus_name(s.corpus),
              # the sweep by the first characters of its id (enough for any command)
              "sweep": "-" if s.sweep is None else f"{s.sweep.sweep_id[:8]}/{s.sweep.index + 1}",
              "status": s.status, "documents": f"{s.n_done}/{s.n_documents}", "loss": s.loss,
@@ -65,7 +65,7 @@ def print_sweep(engine: Engine, sweep_id: str) -> None:
         summary = job_summary(engine, member.job_id)
         intervals = job_intervals(engine, summary)
         largest = max(largest, summary.n_done)
-        rows.append({"#": member.index + 1, "job": member.job_id, "model": member.model,
+        rows.append({"#": member.index + 1, "job": member.job_id, "model": summary.label,
                      "step": member.step, "status": summary.status,
                      "documents": f"{summary.n_done}/{summary.n_documents}",
                      **{m.label: interval_text(intervals[m.name]) for m in RATES}})

@@ -65,7 +65,7 @@ def render(engine: Engine, job_id: str, cache_dir: str = DEFAULT_CACHE_DIR,
     ctx = ReportContext(engine, job_id, summary, job, cache_dir, rescore, tuple(neurons))
     parts = [part for part in (fn(ctx) for fn in sections()) if part]
     return page(f"lensbatch report {job_id}",
-                f"lensbatch report: job {job_id} · {job['model']}",
+                f"lensbatch report: job {job_id} · {summary.label}",
                 contents(parts) + "".join(parts))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine
 
+from lensbatch.ablation import job_label
 from lensbatch.compare import RATES, document_rates
 from lensbatch.metrics import HEAD_SCORES
 from lensbatch.store.head_queries import head_means, job_probe, probe_head_rows
@@ -31,10 +32,12 @@ SCATTER_DOCUMENTS = 5000  # points drawn in the A-vs-B scatter at most
 
 
 def _label(summary: JobSummary) -> str:
-    """How a job is named on the axis: its step, or its model's short name."""
+    """How a job is named on the axis: its step, or its model's short name (with the
+    heads it ablates, as JobSummary.label names them)."""
     if summary.sweep is not None and summary.sweep.step is not None:
         return f"step {summary.sweep.step}"
-    return Path(summary.model.rstrip("/")).name or summary.model
+    short = Path(summary.model.rstrip("/")).name or summary.model
+    return job_label(short, summary.ablate, summary.ablation)
 
 
 def _steps(compared: Compared) -> list[int] | None:
@@ -51,7 +54,7 @@ def jobs_section(engine: Engine, compared: Compared) -> str:
         probe = job_probe(engine, summary.job_id)
         rows.append([
             i + 1, summary.sweep.step if summary.sweep else None, summary.job_id,
-            summary.model, summary.status, f"{summary.n_done} / {summary.n_documents}",
+            summary.label, summary.status, f"{summary.n_done} / {summary.n_documents}",
             *(interval_text(rates[m.name]) for m in RATES),
             "-" if probe is None else f"{num(probe.first_copy_loss, 3)} -> "
                                       f"{num(probe.second_copy_loss, 3)}"])
@@ -68,10 +71,10 @@ def metrics_section(compared: Compared) -> str:
                                                  range(len(compared.summaries))]
     ticks = [_label(s) for s in compared.summaries]
     panels = [(m.label, [rates[m.name] for rates in compared.comparison.rates]) for m in RATES]
-    image = interval_panels(x, ticks, panels, "training step" if steps else "model (in order)",
+    image = interval_panels(x, ticks, panels, "training step" if steps else "job (in order)",
                             connect=steps is not None)
     note = ("<p>Against the training step: the line follows one training run."
-            if steps else "<p>One point per model: the models are not steps of one "
+            if steps else "<p>One point per job: the jobs are not steps of one "
             "training run, so no line joins them.") + " Bars: 95% intervals.</p>"
     return section("Metrics across the sweep", note + image, "sweep-metrics")
 
@@ -129,20 +132,20 @@ def scatter_section(compared: Compared) -> str | None:
 def differences_section(compared: Compared) -> str:
     base = compared.summaries[0]
     rows: list[list[object]] = [
-        [s.job_id, s.model, *(difference_text(d[m.name]) for m in RATES)]
+        [s.job_id, s.label, *(difference_text(d[m.name]) for m in RATES)]
         for s, d in zip(compared.summaries[1:], compared.comparison.differences, strict=True)]
     heads: list[list[object]] = [
         [row["job"], f"{row['layer']}.{row['head']}",
          *(num(row[f"{s.name}_difference"], 3) for s in HEAD_SCORES)]
         for row in compared.heads]
-    body = (f"<p>Each job minus the first ({esc(base.job_id)}, {esc(base.model)}), on the "
+    body = (f"<p>Each job minus the first ({esc(base.job_id)}, {esc(base.label)}), on the "
             "same resampled documents; * where the interval excludes 0.</p>"
             + grid_table(["job", "model", *(f"{m.label} difference" for m in RATES)], rows)
             + f"<p class='meta'>Heads whose scores differ most from the first job's "
               f"(top {TOP_HEADS} per job; per-head means over each job's documents):</p>"
             + grid_table(["job", "head", *(f"{s.name} difference" for s in HEAD_SCORES)],
                          heads))
-    return section("Differences from the first model", body, "sweep-differences")
+    return section("Differences from the first job", body, "sweep-differences")
 
 
 def render_sweep(engine: Engine, sweep_id: str) -> str:
@@ -153,4 +156,4 @@ def render_sweep(engine: Engine, sweep_id: str) -> str:
         scatter_section(compared), heads_section(engine, compared),
         differences_section(compared)) if part)
     return page(f"lensbatch sweep {sweep_id}",
-                f"lensbatch report: sweep {sweep_id} · {len(compared.summaries)} models", body)
+                f"lensbatch report: sweep {sweep_id} · {len(compared.summaries)} jobs", body)

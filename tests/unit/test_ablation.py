@@ -6,7 +6,10 @@ ablating a head whose weights are zero (it writes nothing) changes no number at 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, select
 
-from lensbatch.ablation import parse_heads, parse_layers
+from lensbatch.ablation import job_label, parse_heads, parse_layers
 from lensbatch.bootstrap import normal_interval
 from lensbatch.errors import JobSpecError
 from lensbatch.jobspec import JobSpec
@@ -158,9 +161,84 @@ def test_bad_ablations_are_one_line_and_store_nothing(tmp_path: Path) -> None:
 
 
 def test_ablations_of_what_is_not_an_ablation_sweep(setup: Setup) -> None:
-    env, _, jobs = setup
+    env, sweep_id, jobs = setup
     user_error_line(lensbatch("ablations", "0123456789abcdef", env=env), "no sweep")
-    user_error_line(lensbatch("ablations", jobs["mean-1.2"], env=env), "no sweep")
+    user_error_line(lensbatch("ablations", jobs["mean-1.2"], env=env),
+                    f"{jobs['mean-1.2']} is a job, not an ablation sweep")
+    # a sweep's first characters are the sweep
+    assert jsonl("ablations", sweep_id[:6], env=env) == jsonl("ablations", sweep_id, env=env)
+
+
+@pytest.mark.parametrize("label", ["baseline", "1.2"])
+def test_ablations_of_a_job_of_the_sweep_gives_the_command(setup: Setup, label: str) -> None:
+    """The one line names the job's sweep and the command to paste, with the same --db."""
+    env, sweep_id, jobs = setup
+    url = env["LENSBATCH_DATABASE_URL"]
+    for given in (jobs[label], jobs[label][:6]):
+        line = user_error_line(lensbatch("--db", url, "ablations", given),
+                               f"{jobs[label]} is a job of the ablation sweep {sweep_id}")
+        command = line.rsplit(": ", 1)[1]
+        assert command.endswith(f"lensbatch --db {url} ablations {sweep_id}"), line
+        pasted = subprocess.run(shlex.split(command), capture_output=True, text=True,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        assert pasted.returncode == 0, pasted.stderr
+        assert pasted.stdout.startswith("4 heads of toy-induction ablated (zero)")
+
+
+def test_an_ablated_job_is_labelled_by_its_ablation(setup: Setup) -> None:
+    """Wherever jobs are listed side by side, an ablated job reads `MODEL -L.H (how)`
+    and an unablated one its model alone."""
+    env, sweep_id, jobs = setup
+    labels = {jobs["baseline"]: "toy-induction", jobs["1.2"]: "toy-induction -1.2 (zero)",
+              jobs["1.0"]: "toy-induction -1.0 (zero)",
+              jobs["mean-1.2"]: "toy-induction -1.2 (mean)",
+              jobs["ablated-model"]: "toy-induction-ablated"}
+
+    def cells(stdout: str, job: str) -> list[str]:
+        row = next(line for line in stdout.splitlines() if job in line and "│" in line)
+        return [cell.strip() for cell in re.split(r"[│┃|]", row)]
+
+    listed = lensbatch("jobs", env=env).stdout
+    for job, label in labels.items():
+        assert label in cells(listed, job), cells(listed, job)
+    status = lensbatch("status", sweep_id, env=env).stdout
+    for job in (jobs["baseline"], jobs["1.2"], jobs["1.0"]):
+        assert labels[job] in cells(status, job)
+    assert f"· {labels[jobs['mean-1.2']]} ·" in lensbatch("status", jobs["mean-1.2"],
+                                                         env=env).stdout
+    # compare of the unablated job and an ablated one says which is which
+    compared = lensbatch("compare", jobs["baseline"], jobs["mean-1.2"], "--part", "corpus",
+                         env=env).stdout
+    assert "toy-induction" in cells(compared, jobs["baseline"])
+    assert "toy-induction -1.2 (mean)" in cells(compared, jobs["mean-1.2"])
+    rows = jsonl("compare", jobs["baseline"], jobs["mean-1.2"], "--part", "differences",
+                 env=env)
+    assert {(row["model"], row["ablate"], row["ablation"]) for row in rows} == {
+        ("toy-induction", "1.2", "mean")}
+    rows = jsonl("compare", sweep_id, "--part", "corpus", env=env)
+    assert [(row["ablate"], row["ablation"]) for row in rows[:2]] == [(None, None),
+                                                                     ("1.0", "zero")]
+
+
+def test_the_sweep_report_labels_its_jobs_by_ablation(setup: Setup, tmp_path: Path) -> None:
+    env, sweep_id, jobs = setup
+    out = tmp_path / "sweep.html"
+    assert lensbatch("report", sweep_id, "--output", str(out), env=env).returncode == 0
+    page = out.read_text(encoding="utf-8")
+    jobs_table = page.split('id="sweep-jobs"')[1].split("</table>")[0]
+    row = jobs_table.split(jobs["1.2"])[1].split("</tr>")[0]
+    assert "toy-induction -1.2 (zero)" in row
+    assert "toy-induction -1.3 (zero)" not in row and "5 jobs" in page
+    one = tmp_path / "job.html"
+    assert lensbatch("report", jobs["mean-1.2"], "--output", str(one), "--no-tokens",
+                     env=env).returncode == 0
+    assert (f"<h1>lensbatch report: job {jobs['mean-1.2']} · toy-induction -1.2 (mean)</h1>"
+            in one.read_text(encoding="utf-8"))
+
+
+def test_job_label() -> None:
+    assert job_label("gpt2", (), "zero") == "gpt2"
+    assert job_label("gpt2", ((1, 2), (0, 11)), "mean") == "gpt2 -1.2,0.11 (mean)"
 
 
 def test_heads_and_layers_parse() -> None:

@@ -72,7 +72,7 @@ def test_a_sweep_is_one_job_per_model_over_the_same_documents(sweep: Sweep) -> N
     assert f"sweep {sweep_id}: 2 jobs" in status
     assert all(j.id in status for j in jobs)
     one = lensbatch("status", jobs[0].id, env=env).stdout
-    assert f"{sweep_id} (model 1)" in one and "[low, high]: 95% interval" in one
+    assert f"{sweep_id} (job 1)" in one and "[low, high]: 95% interval" in one
 
 
 def test_the_switched_off_head_loses_on_repeated_text(sweep: Sweep) -> None:
