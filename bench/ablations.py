@@ -51,14 +51,32 @@ def fill_sweep(url: str, n_docs: int) -> None:
     engine.dispose()
 
 
-def ranking_seconds(work: Path, n_docs: int, reps: int) -> tuple[float, float]:
+def sqlite_url(work: Path, n_docs: int) -> str:
+    return f"sqlite:///{work / f'ablations-{n_docs}.db'}"
+
+
+def fresh_postgres_database(server_url: str, n_docs: int) -> str:
+    """A new, empty database on the PostgreSQL server of `server_url`, for one size."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"ablations_{n_docs}"
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def ranking_seconds(url: str, n_docs: int, reps: int) -> tuple[float, float]:
     """Median wall-clock and CPU seconds of `ablations`' gather (the SQL sums and the
-    ranking) over 144 heads; SQLite runs in this process, so on a busy machine the CPU
-    time is what the ranking costs, the wall-clock time what it took."""
+    ranking) over 144 heads, in the empty database `url`. SQLite runs in this process,
+    so on a busy machine its CPU time is what the ranking costs, the wall-clock time
+    what it took; PostgreSQL's CPU time is the server's, not counted here."""
     from lensbatch.store.db import make_engine
     from scheduler.ablation_view import gather
 
-    url = f"sqlite:///{work / f'ablations-{n_docs}.db'}"
     fill_sweep(url, n_docs)
     engine = make_engine(url)
     wall, cpu = [], []

@@ -203,16 +203,30 @@ ABLATION_DOCS = (500, 2000)  # documents per job of row r
 
 
 def ablation_rows(options: Options, work: Path) -> list[Row]:
-    """r: `lensbatch ablations SWEEP` ranking GPT-2 small's 144 heads from SQL."""
-    from bench.ablations import ranking_seconds
+    """r: `lensbatch ablations SWEEP` ranking GPT-2 small's 144 heads from SQL, on
+    SQLite and on a PostgreSQL server of its own (tests/services.py)."""
+    from bench.ablations import fresh_postgres_database, ranking_seconds, sqlite_url
+    from tests.services import PostgresServer
 
     rows = []
     for n_docs in ABLATION_DOCS:
-        wall, cpu = ranking_seconds(work, n_docs, options.reps)
+        wall, cpu = ranking_seconds(sqlite_url(work, n_docs), n_docs, options.reps)
         rows.append(Row("r", f"rank 144 ablated heads from SQL ({n_docs:,} docs/job)",
                         wall, "s", target="< 1 s", met=wall < 1.0,
                         note=f"CPU {cpu:.3f} s; 145 jobs x {n_docs:,} documents, paired "
                              "sums in one query, SQLite"))
+    postgres = PostgresServer()
+    postgres.start()
+    try:
+        for n_docs in ABLATION_DOCS:
+            url = fresh_postgres_database(postgres.url, n_docs)
+            wall, _ = ranking_seconds(url, n_docs, options.reps)
+            rows.append(Row("r", f"rank 144 ablated heads from SQL ({n_docs:,} docs/job)",
+                            wall, "s", target="< 1 s", met=wall < 1.0,
+                            note=f"145 jobs x {n_docs:,} documents, PostgreSQL (its CPU "
+                                 "is the server's)"))
+    finally:
+        postgres.stop()
     return rows
 
 
