@@ -88,6 +88,13 @@ def test_one_job_commands_refuse_a_sweep(jobs: Jobs, args: list[str],
     assert not (tmp_path / "out").exists()
 
 
+def test_a_refused_sweep_names_commands_with_the_same_db(jobs: Jobs) -> None:
+    """The commands the line names can be pasted: the program as started, the --db given."""
+    line = user_error_line(lensbatch("--db", jobs.url, "results", jobs.sweep))
+    for command in ("compare", "report"):
+        assert f"lensbatch --db {jobs.url} {command} {jobs.sweep}`" in line, line
+
+
 def test_heads_of_a_no_heads_job(jobs: Jobs) -> None:
     for fmt in ("table", "csv"):
         user_error_line(lensbatch("heads", jobs.members[0], "--format", fmt, env=jobs.env),
