@@ -154,3 +154,45 @@ def test_known_answer_one_marked_token() -> None:
     _, (two,) = analyse_texts_top(model, texts, JobSpec(
         model="toy-induction", top_activations=("hook_embed",), top_k=2), [0, 1, 2])
     assert list(zip(two.seqs[dim].tolist(), two.positions[dim].tolist(), strict=True)) == where[:2]
+
+
+@pytest.mark.parametrize(("k", "tied"), [(3, False), (3, True), (40, False)])
+def test_accumulator_over_batches_with_ties_zeros_and_subnormals(k: int, tied: bool) -> None:
+    """TopAccumulator fed batch by batch, padded, on ReLU-like values (most entries
+    exactly 0, a few -0.0 and subnormals, ties among the rest): the kept entries follow
+    the tie rule, whichever way each batch is ranked (a few entries at or above the
+    floor, or every entry when the floor lets too many through: a large K, or a neuron
+    whose every entry ties), and the histogram and
+    positive counts are value_bins' and the positive normal floats'."""
+    from worker.engine.top_activations import TopAccumulator
+    from worker.engine.windows import Window
+
+    rng = np.random.default_rng(1)
+    n_docs, length, pad, neurons = 12, 50, 4, 9
+    values = np.maximum(rng.integers(-30, 30, size=(n_docs, length, neurons)), 0).astype(
+        np.float32)  # [doc, pos, neuron]: half of them zeros, ties among the rest
+    values[0, :3, 0] = -0.0
+    values[1, :3, 1] = np.float32(1e-40)  # subnormal: counted, but not above zero
+    if tied:
+        values[:, :, 2] = 5.0  # one neuron where everything ties
+    acc = TopAccumulator(["h"], k, [length] * n_docs)
+    for first in range(0, n_docs, 3):  # batches of 3 documents, each left-padded by `pad`
+        batch = np.full((3, length + pad, neurons), 99.0, np.float32)  # padding: never kept
+        batch[:, pad:] = values[first:first + 3]
+        windows = [Window(doc=first + row, start=0, end=length, score_from=0)
+                   for row in range(3)]
+        acc.start(windows, torch.full((3,), pad), length + pad, torch.device("cpu"))
+        acc.reduce("h", torch.from_numpy(batch))
+        acc.commit()
+    (top,) = acc.result(list(range(n_docs)))
+    flat = values.reshape(-1, neurons)
+    seqs, positions = np.repeat(np.arange(n_docs), length), np.tile(np.arange(length), n_docs)
+    want_v, want_s, want_p = expected_top(flat, seqs, positions, k)
+    np.testing.assert_array_equal(top.values, want_v)
+    np.testing.assert_array_equal(top.seqs, want_s)
+    np.testing.assert_array_equal(top.positions, want_p)
+    assert top.total == n_docs * length
+    want_hist = np.stack([np.bincount(b, minlength=BINS) for b in value_bins(flat).T])
+    np.testing.assert_array_equal(top.histogram, want_hist)
+    np.testing.assert_array_equal(top.positive, (flat >= np.finfo(np.float32).tiny).sum(0))
+    assert top.positive[1] == (flat[:, 1] >= 1).sum()  # the subnormals are not above zero

@@ -5,10 +5,12 @@ order-preserving in the high 32 bits, and in the low 32 bits the complement of t
 entry's index in the task (documents one after the other, then positions), so that the
 largest key is the highest value and, among equal values, the earliest document and
 position (lensbatch/top.py's tie rule). One topk per batch per hook over the reported
-positions of the batch, merged with the running top K by another topk of 2K rows: no
-loop over neurons, and nothing but the keys is kept on the device. The same pass
-counts every entry into its fixed log2 bin (read off the float32 exponent) and the
-entries above zero.
+positions of the batch (on the CPU, only of the entries at or above a floor that the
+neuron's top K cannot fall below, which after the first batch are few), merged with the
+running top K by another topk of 2K rows: no loop over neurons, and nothing but the
+keys and the counts is kept on the device. Each batch also counts every entry into its
+fixed log2 bin, read off the float32 sign and exponent (slot_counts), which gives the
+entries above zero as well.
 
 A batch's reductions are staged and merged only in `commit` (after its forward pass has
 finished): a batch that runs out of memory and is scored again in halves counts once.
@@ -27,20 +29,20 @@ from worker.engine.windows import Window
 
 LOW_BITS = 32
 LOW_MASK = (1 << LOW_BITS) - 1
-RAW = 512  # sign-and-exponent codes of a float32
-# A batch's entries above the running K-th value, at most this share of them, are
-# merged on their own; more (the first batches), the whole batch's top k is taken.
+# On the CPU a batch's entries at or above each neuron's floor (_floor), at most this
+# share of them, are ranked on their own; more (many ties at the floor, or a batch of
+# few positions), every entry's key is ranked.
 SPARSE_SHARE = 1 / 16
 
 
 @dataclass
 class _Running:
     keys: torch.Tensor  # [k, neuron] int64, best first
-    histogram: torch.Tensor  # [neuron * RAW] int64: sign-and-exponent counts
+    counts: torch.Tensor  # [neuron * SLOTS] int64 (slot_counts)
     total: int
     per_head: int
     # The k-th value per neuron once k entries are kept, on the CPU only (where
-    # picking the few entries above it is cheaper than a top-k of the whole batch).
+    # picking the few entries at or above it is cheaper than a top-k of every key).
     floor: torch.Tensor | None = None  # [neuron] float32
 
 
@@ -48,6 +50,7 @@ class _Running:
 class _Batch:
     rows: torch.Tensor  # [m] int64: flat (row * pos + p) index of each reported position
     ties: torch.Tensor  # [m] int64: LOW_MASK - the entry's index in the task
+    every: bool  # every position of the padded batch is reported: rows is 0..m-1
 
 
 def order_keys(values: torch.Tensor,  # [m, neuron] float32
@@ -63,28 +66,39 @@ def key_values(keys: torch.Tensor) -> torch.Tensor:  # [...] float32 from [...] 
     return torch.where(high >= 0, high, high ^ 0x7FFFFFFF).view(torch.float32)
 
 
-def raw_counts(values: torch.Tensor) -> torch.Tensor:  # [neuron * RAW] int64
-    """Counts of [m, neuron] values per (neuron, sign and exponent): the float32 bits
-    shifted right by 23 are -256..255, one code per sign and exponent. Two passes and a
-    bincount; folded into the BINS bins once per task (fold_counts)."""
-    offsets = torch.arange(values.shape[1], device=values.device, dtype=torch.int32) * RAW
-    codes = (values.view(torch.int32) >> 23) + (offsets + RAW // 2)
-    return torch.bincount(codes.ravel(), minlength=values.shape[1] * RAW)
+# Each neuron's counts are kept in SLOTS slots: its BINS bins, and one more for +0 and
+# positive subnormals (bin HALF on the page, but not "above zero"), so that one bincount
+# gives the histogram and the positive count alike.
+SLOTS = BINS + 1
+ZERO_SLOT = BINS
 
 
-def fold_counts(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[neuron, RAW] sign-and-exponent counts -> ([neuron, BINS] counts as
-    lensbatch.top.value_bins, [neuron] counts above zero: positive normal floats, so a
-    subnormal below 1.2e-38 counts as zero)."""
-    code = np.arange(RAW) - RAW // 2  # the shifted bits: sign and exponent
-    exponent = code & 0xFF
-    magnitude = np.clip(exponent - EXPONENT_SHIFT, 0, HALF - 1)
-    bins = np.where(code < 0, HALF - 1 - magnitude, HALF + magnitude)
-    folded = np.zeros((raw.shape[0], BINS), dtype=np.int64)
-    for target in range(BINS):  # 32 column sums
-        folded[:, target] = raw[:, bins == target].sum(1)
-    positive = raw[:, (code >= 0) & (exponent > 0)].sum(1)
-    return folded, positive
+def slot_table() -> torch.Tensor:  # [512] int32: sign-and-exponent code -> slot
+    """The slot of every float32 sign-and-exponent code (its bits >> 23, as 0..511), as
+    lensbatch.top.value_bins bins it."""
+    code = np.arange(512)
+    signed = np.where(code >= 256, code - 512, code)  # the bits' sign kept
+    magnitude = np.clip((signed & 0xFF) - EXPONENT_SHIFT, 0, HALF - 1)
+    slots = np.where(signed < 0, HALF - 1 - magnitude, HALF + magnitude)
+    slots[0] = ZERO_SLOT  # exponent 0, sign 0: +0 and the positive subnormals
+    return torch.from_numpy(slots.astype(np.int32))
+
+
+def slot_counts(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """[m, neuron] float32 -> [neuron * SLOTS] int64 counts: each entry's slot looked up
+    from its sign and exponent bits, offset by its neuron, and one bincount over slots
+    few enough to stay in cache."""
+    code = (values.view(torch.int32) >> 23) & 0x1FF  # [m, neuron] in 0..511
+    slot = table.index_select(0, code.ravel()).view(code.shape)
+    slot += torch.arange(values.shape[1], device=values.device, dtype=torch.int32) * SLOTS
+    return torch.bincount(slot.ravel(), minlength=values.shape[1] * SLOTS)
+
+
+def fold_slots(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[neuron, SLOTS] -> ([neuron, BINS] histogram, [neuron] counts above zero)."""
+    histogram = counts[:, :BINS].copy()
+    histogram[:, HALF] += counts[:, ZERO_SLOT]
+    return histogram, counts[:, HALF:BINS].sum(1)
 
 
 class TopAccumulator:
@@ -100,6 +114,7 @@ class TopAccumulator:
         self._running: dict[str, _Running] = {}
         self._staged: dict[str, _Running] = {}
         self._batch: _Batch | None = None
+        self._table: torch.Tensor | None = None  # slot_table() on the activations' device
 
     def start(self, windows: Sequence[Window], offsets: torch.Tensor, n_pos: int,
               device: torch.device) -> None:
@@ -110,8 +125,10 @@ class TopAccumulator:
             owned = np.arange(window.owned().start, window.owned().stop, dtype=np.int64)
             rows.append(row * n_pos + int(offsets[row]) + owned)
             ties.append(LOW_MASK - (self.doc_starts[window.doc] + window.start + owned))
-        self._batch = _Batch(torch.from_numpy(np.concatenate(rows)).to(device),
-                             torch.from_numpy(np.concatenate(ties)).to(device))
+        flat = np.concatenate(rows)
+        every = len(flat) == len(windows) * n_pos and bool((flat == np.arange(len(flat))).all())
+        self._batch = _Batch(torch.from_numpy(flat).to(device),
+                             torch.from_numpy(np.concatenate(ties)).to(device), every)
         self._staged.clear()
 
     def reduce(self, name: str, activation: torch.Tensor) -> None:
@@ -120,22 +137,37 @@ class TopAccumulator:
             raise RuntimeError("top-activation hook called outside start() and commit()")
         per_head = int(activation.shape[-1])
         values = activation.reshape(activation.shape[0] * activation.shape[1], -1)
-        values = values.index_select(0, self._batch.rows).float().contiguous()  # [m, neuron]
-        running = self._running.get(name)
-        best = None
-        if running is not None and running.floor is not None:
-            best = self._above(values, running.floor)
-        if best is None:
+        if not self._batch.every:  # padding, or positions another window reports
+            values = values.index_select(0, self._batch.rows)
+        values = values.float().contiguous()  # [m, neuron]
+        keys = None
+        if values.device.type == "cpu" and values.shape[0] > self.k:
+            keys = self._above(values, self._floor(name, values))
+        if keys is None:
             keys = order_keys(values, self._batch.ties)
-            best = keys.topk(min(self.k, keys.shape[0]), dim=0).values
-        self._staged[name] = _Running(best, raw_counts(values), int(values.shape[0]), per_head)
+        best = keys.topk(min(self.k, keys.shape[0]), dim=0).values
+        if self._table is None or self._table.device != values.device:
+            self._table = slot_table().to(values.device)
+        self._staged[name] = _Running(best, slot_counts(values, self._table),
+                                      int(values.shape[0]), per_head)
+
+    def _floor(self, name: str, values: torch.Tensor) -> torch.Tensor:  # [neuron] float32
+        """A value per neuron that every entry of its top K is at or above: the running
+        K-th once K entries are kept, else this batch's own K-th (a top-k of the float
+        values alone, along contiguous rows: cheaper than ranking every entry's key)."""
+        running = self._running.get(name)
+        if running is not None and running.floor is not None:
+            return running.floor
+        return values.T.contiguous().topk(self.k, dim=1, sorted=False).values.amin(1)
 
     def _above(self, values: torch.Tensor, floor: torch.Tensor) -> torch.Tensor | None:
         """[c, neuron] keys of the entries at or above each neuron's running K-th value
         (the others cannot enter its top K), padded with the lowest key; None when too
         many are (then a top-k of the whole batch is cheaper)."""
         assert self._batch is not None
-        rows, neurons = (values >= floor).nonzero(as_tuple=True)
+        above = values >= floor  # [m, neuron] bool
+        # Neuron by neuron (the transpose's order), so each neuron's entries are together.
+        neurons, rows = above.T.nonzero(as_tuple=True)
         if rows.numel() > SPARSE_SHARE * values.numel():
             return None
         counts = torch.bincount(neurons, minlength=values.shape[1])
@@ -143,8 +175,6 @@ class TopAccumulator:
         out = torch.full((max(depth, 1), values.shape[1]), torch.iinfo(torch.int64).min,
                          dtype=torch.int64, device=values.device)
         if depth:
-            order = torch.argsort(neurons, stable=True)
-            rows, neurons = rows[order], neurons[order]
             starts = torch.cumsum(counts, 0) - counts
             slot = torch.arange(neurons.numel(), device=values.device) - starts[neurons]
             out[slot, neurons] = order_keys(values[rows, neurons][:, None],
@@ -160,7 +190,7 @@ class TopAccumulator:
             else:
                 both = torch.cat((running.keys, batch.keys))
                 running.keys = both.topk(min(self.k, both.shape[0]), dim=0).values
-                running.histogram += batch.histogram
+                running.counts += batch.counts
                 running.total += batch.total
             if running.keys.device.type == "cpu" and running.total >= self.k:
                 running.floor = key_values(running.keys[-1])
@@ -178,7 +208,7 @@ class TopAccumulator:
             keys = running.keys.cpu()
             index = LOW_MASK - (keys & LOW_MASK).numpy().T  # [neuron, k]
             doc = np.searchsorted(self.doc_starts, index, side="right") - 1
-            histogram, positive = fold_counts(running.histogram.cpu().numpy().reshape(-1, RAW))
+            histogram, positive = fold_slots(running.counts.cpu().numpy().reshape(-1, SLOTS))
             out.append(HookTop(
                 name, running.per_head, key_values(keys).numpy().T.copy(), doc_seqs[doc],
                 (index - self.doc_starts[doc]).astype(np.int32), histogram, positive,
