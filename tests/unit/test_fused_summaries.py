@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worker.engine import fused_summaries
+from worker.engine import induction_groups
 from worker.engine.fused_summaries import additive_mask, attend, per_query_from_lse
 from worker.engine.summaries import Positions, batch_positions, per_query_summaries
 
@@ -48,7 +48,7 @@ def test_summaries_from_lse_match_the_pattern(side: str, n_pos: int) -> None:
     pattern = torch.softmax(q.double() @ k.double().transpose(-1, -2) * scale + mask, -1)
     args = (positions.induction_keys, positions.induction_listed, positions.first)
     expected = per_query_summaries(pattern, *args)
-    found = per_query_from_lse(q, k, mask, scale, args)
+    found = per_query_from_lse(q, k, mask, scale, positions)
     # Entropy is lse minus a term of about lse's size: float32's rounding of lse (here
     # up to ~30) bounds its absolute error, about 1e-5, on peaked and flat rows alike.
     torch.testing.assert_close(counted(found, positions), counted(expected.float(), positions),
@@ -56,13 +56,12 @@ def test_summaries_from_lse_match_the_pattern(side: str, n_pos: int) -> None:
 
 
 def test_induction_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Gathering one listed key at a time sums to the same as all at once."""
+    """Gathering one token group at a time sums to the same as all at once."""
     mask, positions = random_batch(5, 40, "left")
     q, k = torch.randn(2, 3, 4, 40, 8)
-    args = (positions.induction_keys, positions.induction_listed, positions.first)
-    whole = per_query_from_lse(q, k, mask, 0.3, args)
-    monkeypatch.setattr(fused_summaries, "GATHER_ELEMENTS", 1)
-    torch.testing.assert_close(per_query_from_lse(q, k, mask, 0.3, args), whole)
+    whole = per_query_from_lse(q, k, mask, 0.3, positions)
+    monkeypatch.setattr(induction_groups, "GATHER_ELEMENTS", 1)
+    torch.testing.assert_close(per_query_from_lse(q, k, mask, 0.3, positions), whole)
 
 
 def test_causal_without_a_mask() -> None:
@@ -75,9 +74,8 @@ def test_causal_without_a_mask() -> None:
     positions = batch_positions(tokens, torch.ones(1, n_pos, dtype=torch.long), zero,
                                 torch.full((1,), n_pos), zero, n_pos)
     q, k, v = torch.randn(3, 1, 2, n_pos, 8)
-    args = (positions.induction_keys, positions.induction_listed, positions.first)
-    torch.testing.assert_close(per_query_from_lse(q, k, None, 0.4, args),
-                               per_query_from_lse(q, k, mask, 0.4, args))
+    torch.testing.assert_close(per_query_from_lse(q, k, None, 0.4, positions),
+                               per_query_from_lse(q, k, mask, 0.4, positions))
     torch.testing.assert_close(attend(q, k, v, None, 0.4), attend(q, k, v, mask, 0.4))
 
 

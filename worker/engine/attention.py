@@ -103,10 +103,9 @@ def fused_core(
     out = attend(q, k, v, additive, scale)
     sink = current_sink()
     if sink is not None and layer in sink.layers:
-        positions = sink.current()
         per_query = per_query_from_lse(
             q.float(), k.float(), None if additive is None else additive.float(), scale,
-            (positions.induction_keys, positions.induction_listed, positions.first))
+            sink.current())
         sink.receive(layer, per_query)
     return out
 

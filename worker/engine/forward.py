@@ -20,6 +20,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from worker.engine.batching import pad
 from worker.engine.card import attention_layers
 from worker.engine.documents import WindowScores
+from worker.engine.induction_groups import induction_groups
 from worker.engine.reducer import BatchReducer
 from worker.engine.summaries import Positions, batch_positions
 from worker.engine.token_metrics import earlier_bigrams
@@ -86,13 +87,16 @@ def scored_index(
 
 
 def _positions(windows: list[Window], tokens: torch.Tensor, mask: torch.Tensor,
-               offsets: torch.Tensor) -> Positions:
-    """What the reducer's hooks need to know of the batch, on its device."""
+               offsets: torch.Tensor, device: torch.device) -> Positions:
+    """What the reducer's hooks need to know of the batch, on its device, from the
+    padded tokens and mask on the CPU."""
     owned_from = offsets + torch.tensor([w.owned().start for w in windows])
     owned_to = offsets + torch.tensor([w.owned().stop for w in windows])
-    owned_from, owned_to, first = (_to_device(t, tokens.device)
-                                   for t in (owned_from, owned_to, offsets))
-    return batch_positions(tokens, mask, owned_from, owned_to, first, _repeat_width(windows))
+    groups = induction_groups(tokens, mask, device)
+    tokens, mask, owned_from, owned_to, first = (
+        _to_device(t, device) for t in (tokens, mask, owned_from, owned_to, offsets))
+    return batch_positions(tokens, mask, owned_from, owned_to, first, _repeat_width(windows),
+                           groups)
 
 
 def launch_windows(
@@ -108,11 +112,12 @@ def launch_windows(
     tokens, mask, offsets = pad([w.tokens for w in windows], pad_id,
                                 padding_for(model, padding_side))
     rows, cols, targets = scored_index(windows, offsets)
+    positions = _positions(windows, tokens, mask, offsets, device) if reducer.fwd_hooks() \
+        else None
     tokens, mask, rows, cols, targets = (
         _to_device(t, device) for t in (tokens, mask, rows, cols, targets))
     counts = torch.zeros(len(windows), 4, dtype=torch.long, device=device)
-    if reducer.fwd_hooks():
-        positions = _positions(windows, tokens, mask, offsets)
+    if positions is not None:
         counts = positions.counts
         reducer.start(positions)
         if reducer.top is not None:

@@ -7,8 +7,8 @@ from it and from Q and K:
 
 - the attention from query q to one key j is exp(s(q, j) - lse), where s(q, j) =
   scale * q.k_j + mask(q, j): previous token (j = q - 1), BOS (j = the row's first
-  position) and the induction keys (listed per query) are gathers over (query, key)
-  pairs, never a [T, T] tensor;
+  position) and the induction keys (worker/engine/induction_groups.py: one small
+  product per token of a row) come from (query, key) pairs, never a [T, T] tensor;
 - the entropy -sum_j p_j log p_j = lse - sum_j p_j s(q, j) = lse - scale * q.(P K),
   where P K is a second kernel call with K as the values (masked keys have p_j = 0).
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Elements of Q or K gathered at once for the induction keys (a chunk of listed keys).
-GATHER_ELEMENTS = 1 << 24
+from worker.engine.induction_groups import induction_from_lse
+from worker.engine.summaries import Positions
 
 
 def additive_mask(
@@ -118,10 +118,10 @@ def per_query_from_lse(
     k: torch.Tensor,  # [batch, head, key, d_head] float32, key == query
     mask: torch.Tensor | None,  # additive [batch, 1 or head, query, key] float32, or causal
     scale: float,
-    induction: tuple[torch.Tensor, torch.Tensor, torch.Tensor],  # keys, listed, first
+    positions: Positions,
 ) -> torch.Tensor:  # [batch, 4, head, query] float32: prev, induction, entropy, bos
     """The four summaries of every query row (summaries.per_query_summaries' contract)."""
-    keys, listed, first = induction  # [batch, query, width] x2, [batch]
+    first = positions.first  # [batch]
     batch, n_heads, n_query, d_head = q.shape
     pk, lse = attend_with_lse(q, k, k, mask, scale)  # P K [batch, head, query, d]
     entropy = lse - scale * (q * pk).sum(-1)
@@ -134,32 +134,5 @@ def per_query_from_lse(
     bos_mask = None if mask is None else mask.gather(
         -1, first[:, None, None, None].expand(-1, mask.shape[1], n_query, 1))
     bos = _pair_attention(bos_dots, bos_mask, lse, scale)[..., 0]
-    induced = _induction(q, k, mask, lse, scale, keys, listed)
+    induced = induction_from_lse(q, k, mask, lse, scale, positions.induction_groups)
     return torch.stack((prev, induced, entropy, bos), dim=1)
-
-
-def _induction(
-    q: torch.Tensor,  # [batch, head, query, d] float32
-    k: torch.Tensor,  # [batch, head, key, d] float32
-    mask: torch.Tensor | None,
-    lse: torch.Tensor,  # [batch, head, query]
-    scale: float,
-    keys: torch.Tensor,  # [batch, query, width] int64
-    listed: torch.Tensor,  # [batch, query, width] bool
-) -> torch.Tensor:  # [batch, head, query]: attention to the listed keys, summed
-    """The listed keys a chunk at a time, so at most GATHER_ELEMENTS of K are gathered."""
-    batch, n_heads, n_query, d_head = q.shape
-    width = keys.shape[-1]
-    step = max(1, GATHER_ELEMENTS // max(1, batch * n_heads * n_query * d_head))
-    total = q.new_zeros(batch, n_heads, n_query)
-    for start in range(0, width, step):
-        part = keys[..., start:start + step]  # [batch, query, c]
-        c = part.shape[-1]
-        index = part.reshape(batch, 1, n_query * c, 1).expand(-1, n_heads, -1, d_head)
-        gathered = k.gather(2, index).view(batch, n_heads, n_query, c, d_head)
-        dots = torch.einsum("bhqd,bhqcd->bhqc", q, gathered)
-        mask_at = None if mask is None else mask.gather(
-            -1, part[:, None].expand(-1, mask.shape[1], -1, -1))
-        pairs = _pair_attention(dots, mask_at, lse, scale)
-        total += torch.where(listed[:, None, :, start:start + step], pairs, 0.0).sum(-1)
-    return total

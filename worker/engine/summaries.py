@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from worker.engine import head_kernel
+from worker.engine.induction_groups import InductionGroups, induction_groups
 
 # What activation_moments returns per (row, group), in this order.
 MOMENTS = ("count", "total", "m2", "norm_sum", "positions", "absmax", "zeros")
@@ -42,6 +43,8 @@ class Positions:
     # (tok[j], tok[j+1]) == (tok[i], tok[i+1]) inside the window, or -1: the induction
     # candidates of token_metrics.earlier_bigram_position, for the whole batch at once.
     earlier_bigram: torch.Tensor  # [batch, pos - 1] int64
+    # The same induction keys grouped by (row, token), for the fused attention path.
+    induction_groups: InductionGroups
 
     @property
     def counts(self) -> torch.Tensor:  # [batch, 4] int64
@@ -55,7 +58,10 @@ def batch_positions(
     owned_to: torch.Tensor,  # [batch] int64: end (exclusive) of the owned positions
     first: torch.Tensor,  # [batch] int64: first real position (the padding offset)
     width: int,  # at least the most earlier occurrences a query has of its token (and >= 1)
+    groups: InductionGroups | None = None,  # induction_groups of the batch, or found here
 ) -> Positions:
+    """`groups` comes from the CPU copies of tokens and mask: left out, it is found from
+    `tokens`, which on an accelerator waits for the device."""
     n_pos = tokens.shape[1]
     index = torch.arange(n_pos, device=tokens.device)
     valid = mask.bool()
@@ -80,7 +86,9 @@ def batch_positions(
         earlier_bigram = torch.where(bigram.any(-1), first_match, -1)
     else:
         earlier_bigram = torch.empty(tokens.shape[0], 0, dtype=torch.long, device=tokens.device)
-    return Positions(owned, first, visible, keys, listed, counted, earlier_bigram)
+    if groups is None:
+        groups = induction_groups(tokens.cpu(), mask.cpu(), tokens.device)
+    return Positions(owned, first, visible, keys, listed, counted, earlier_bigram, groups)
 
 
 def head_sums(
