@@ -7,6 +7,7 @@ Marked `gpu`; every test skips where torch sees no CUDA device.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from tests.unit.test_fused_summaries import counted, random_batch
 from worker.engine.attention_mode import attention_mode
 from worker.engine.evaluate import analyse_tokens, tokenize
 from worker.engine.fused_summaries import additive_mask, attend_with_lse, per_query_from_lse
+from worker.engine.induction_groups import GroupBucket
 from worker.engine.models import load_model
 from worker.engine.summaries import per_query_summaries
 
@@ -35,8 +37,10 @@ def test_cuda_summaries_from_lse_match_the_pattern(side: str, n_pos: int) -> Non
     pattern = torch.softmax(q.double() @ k.double().transpose(-1, -2) * scale + mask, -1)
     args = (positions.induction_keys, positions.induction_listed, positions.first)
     expected = counted(per_query_summaries(pattern, *args).float(), positions)
-    on_gpu = tuple(t.cuda() for t in args)
-    found = per_query_from_lse(q.cuda(), k.cuda(), mask.cuda(), scale, on_gpu)  # type: ignore[arg-type]
+    groups = tuple(GroupBucket(b.queries.cuda(), b.keys.cuda(), b.pairs.cuda())
+                   for b in positions.induction_groups)
+    on_gpu = replace(positions, first=positions.first.cuda(), induction_groups=groups)
+    found = per_query_from_lse(q.cuda(), k.cuda(), mask.cuda(), scale, on_gpu)
     torch.testing.assert_close(counted(found.cpu(), positions), expected, rtol=1e-5, atol=2e-5)
 
 

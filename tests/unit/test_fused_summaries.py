@@ -85,3 +85,21 @@ def test_boolean_masks_become_additive() -> None:
     assert additive is not None and additive.dtype == torch.bfloat16
     assert additive[0, 0, 0, 1] == torch.finfo(torch.bfloat16).min
     assert additive[0, 0, 1].tolist() == [0.0, 0.0]
+
+
+def test_one_token_repeated_through_a_long_row() -> None:
+    """A row that is one token over and over (every earlier position an induction key
+    of every query) gives the pattern's summaries too: groups past the smallest sizes."""
+    n_pos = 300
+    tokens = torch.tensor([[5] * n_pos, [1, 2] * (n_pos // 2)])
+    ones = torch.ones(2, n_pos, dtype=torch.long)
+    zero = torch.zeros(2, dtype=torch.long)
+    positions = batch_positions(tokens, ones, zero, torch.full((2,), n_pos), zero, n_pos)
+    assert max(b.queries.shape[1] for b in positions.induction_groups) == 512
+    q, k = torch.randn(2, 2, 3, n_pos, 8, generator=torch.Generator().manual_seed(3))
+    pattern = torch.softmax((q.double() @ k.double().transpose(-1, -2)) * 0.3 + torch.where(
+        torch.ones(n_pos, n_pos, dtype=torch.bool).tril(), 0.0, -torch.inf), -1)
+    args = (positions.induction_keys, positions.induction_listed, positions.first)
+    expected = counted(per_query_summaries(pattern, *args).float(), positions)
+    found = counted(per_query_from_lse(q, k, None, 0.3, positions), positions)
+    torch.testing.assert_close(found, expected, rtol=1e-5, atol=2e-5)
