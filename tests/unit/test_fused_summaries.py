@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from worker.engine import induction_groups
-from worker.engine.fused_summaries import additive_mask, attend, per_query_from_lse
+from worker.engine.fused_summaries import additive_mask, attend, causal_or, per_query_from_lse
 from worker.engine.summaries import Positions, batch_positions, per_query_summaries
 
 
@@ -103,3 +103,26 @@ def test_one_token_repeated_through_a_long_row() -> None:
     expected = counted(per_query_summaries(pattern, *args).float(), positions)
     found = counted(per_query_from_lse(q, k, None, 0.3, positions), positions)
     torch.testing.assert_close(found, expected, rtol=1e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_only_the_causal_mask_takes_the_causal_path(dtype: torch.dtype) -> None:
+    """A batch without padding has exactly the causal mask: the kernels get None (their
+    causal flag) and give the same output. A padded key, a sliding window or a masked
+    first key keep the mask."""
+    n = 12
+    causal = torch.ones(n, n, dtype=torch.bool).tril()[None, None].expand(2, 1, n, n)
+    padded = causal.clone()
+    padded[1, :, :, :3] = False  # row 1 left-padded by three
+    window = causal & ~torch.ones(n, n, dtype=torch.bool).tril(-5)  # the last five keys
+    for mask, want_causal in ((causal, True), (padded, False), (window, False)):
+        additive = additive_mask(mask, n, dtype)
+        assert additive is not None
+        got = causal_or(mask, additive)
+        assert (got is None) == want_causal
+        assert causal_or(mask, additive) is got  # the same answer from the cached check
+    q, k, v = (torch.randn(2, 4, n, 16) for _ in range(3))
+    additive = additive_mask(causal, n, torch.float32)
+    assert additive is not None
+    torch.testing.assert_close(attend(q, k, v, causal_or(causal, additive), 0.25),
+                               attend(q, k, v, additive, 0.25), rtol=1e-6, atol=1e-6)

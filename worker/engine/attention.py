@@ -50,7 +50,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
 from worker.engine.attention_mode import current_mode, current_sink
 from worker.engine.attention_rules import not_served_reason
-from worker.engine.fused_summaries import additive_mask, attend, per_query_from_lse
+from worker.engine.fused_summaries import additive_mask, attend, causal_or, per_query_from_lse
 
 ATTENTION_NAME = "lensbatch_fused"
 # The layer whose Hugging Face forward is dispatching to fused_attention: (bridge, layer).
@@ -100,6 +100,8 @@ def fused_core(
     if v.shape[-1] != q.shape[-1] or k.shape[-2] != q.shape[-2]:
         raise RuntimeError("fused attention needs one head size and as many keys as queries")
     additive = additive_mask(mask, k.shape[-2], q.dtype)
+    if mask is not None and additive is not None:
+        additive = causal_or(mask, additive)
     out = attend(q, k, v, additive, scale)
     sink = current_sink()
     if sink is not None and layer in sink.layers:

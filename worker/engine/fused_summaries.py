@@ -18,6 +18,9 @@ for the second call, whose own logsumexp (float32) serves every summary.
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -39,6 +42,38 @@ def additive_mask(
         return torch.where(mask, torch.zeros((), dtype=dtype, device=mask.device),
                            torch.full((), low, dtype=dtype, device=mask.device))
     return mask.to(dtype)
+
+
+def causal_or(
+    mask: torch.Tensor,  # Hugging Face's 4D mask as it came (bool or additive), for its identity
+    additive: torch.Tensor,  # [batch, 1 or head, query, key]: additive_mask of it
+) -> torch.Tensor | None:  # None: exactly the causal mask, which the kernels take as a flag
+    """The additive mask, or None when it is the causal one (no padding in the batch and
+    no sliding window in the layer): the kernels' causal path skips the masked blocks
+    instead of adding a [query, key] bias, with the same result. Hugging Face builds one
+    mask per forward pass and gives it to every layer, so the comparison is made once
+    per mask (_last)."""
+    if _last.mask is not None and _last.mask() is mask and _last.shape == additive.shape:
+        return None if _last.causal else additive
+    n_query, n_key = additive.shape[-2:]
+    causal = n_query == n_key
+    if causal:
+        allowed = torch.ones(n_query, n_key, dtype=torch.bool, device=additive.device).tril()
+        expected = torch.full((n_query, n_key), torch.finfo(additive.dtype).min,
+                              dtype=additive.dtype, device=additive.device)
+        causal = torch.equal(additive, expected.masked_fill_(allowed, 0).expand_as(additive))
+    _last.mask, _last.shape, _last.causal = weakref.ref(mask), additive.shape, causal
+    return None if causal else additive
+
+
+@dataclass
+class _LastMask:
+    mask: weakref.ref[torch.Tensor] | None = None
+    shape: torch.Size | None = None
+    causal: bool = False
+
+
+_last = _LastMask()
 
 
 def attend(
