@@ -6,16 +6,24 @@ enough work; one process has no messages to save, and a small corpus planned tha
 would be one task, its progress still for minutes and then done at once. A local run
 plans about LOCAL_TASKS tasks instead (lensbatch/planning.py), each still evaluated and
 committed as a queued task is.
+
+The documents are read in corpus order, PLAN_ROWS at a time, and each block is cut into
+tasks longest first: a task holds documents of about one length, so the forward
+batches made inside it are full rather than padded (on a CPU, `lensbatch run
+--windows disjoint` over 60 documents of 10 to 1,000 tokens took 12.9 s planned so
+against 13.7 s in corpus order). Each task lists its seqs in corpus order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from sqlalchemy import Connection, Engine, func, update
 
 from lensbatch.jobspec import JobSpec
-from lensbatch.planning import TaskList, TaskPlanner, estimate_tokens, local_task_tokens
+from lensbatch.planning import estimate_tokens, local_task_tokens
 from lensbatch.status import JobStatus
 from lensbatch.store import schema
 from lensbatch.store.docstate import documents_without_result, finish_if_complete
@@ -26,7 +34,7 @@ PLAN_ROWS = 10_000  # rows read at a time while planning
 
 @dataclass(frozen=True)
 class LocalPlan:
-    tasks: TaskList  # document seqs per task, in corpus order
+    tasks: list[list[int]]  # document seqs per task, ascending
     n_documents: int  # the documents still to do
     task_tokens: int  # the estimated tokens each task was planned to
 
@@ -59,12 +67,31 @@ def plan_pending(engine: Engine, job_id: str, floor: int, ceiling: int) -> Local
         job_row(connection, job_id)
         count, chars = _pending(connection, job_id)
         budget = local_task_tokens(estimate_tokens(chars, count), floor, ceiling)
-        planner = TaskPlanner(budget)
         rows = connection.execution_options(stream_results=True, yield_per=PLAN_ROWS).execute(
             documents_without_result(job_id, jd.c.seq, docs.c.n_chars).order_by(jd.c.seq))
-        for seq, n_chars in rows:
-            planner.add(seq, n_chars)
-    return LocalPlan(planner.tasks, count, budget)
+        tasks = length_sorted_tasks(rows.tuples(), budget)
+    return LocalPlan(tasks, count, budget)
+
+
+def length_sorted_tasks(rows: Iterable[tuple[int, int]], budget: int,
+                        block: int = PLAN_ROWS) -> list[list[int]]:
+    """(seq, n_chars) rows in corpus order cut into tasks of about `budget` estimated
+    tokens, `block` rows at a time, longest document first within each block."""
+    tasks: list[list[int]] = []
+    task: list[int] = []
+    tokens = 0
+    it = iter(rows)
+    while chunk := list(islice(it, block)):
+        for seq, n_chars in sorted(chunk, key=lambda row: (-row[1], row[0])):
+            cost = estimate_tokens(n_chars)
+            if task and tokens + cost > budget:
+                tasks.append(sorted(task))
+                task, tokens = [], 0
+            task.append(seq)
+            tokens += cost
+    if task:
+        tasks.append(sorted(task))
+    return tasks
 
 
 def record_task_count(engine: Engine, job_id: str, n_tasks: int) -> None:

@@ -9,8 +9,9 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from lensbatch.jobspec import JobSpec
+from worker.engine import evaluate
 from worker.engine.adaptive import halve_on_oom
-from worker.engine.batching import budget_batches
+from worker.engine.batching import MIN_FILL, budget_batches
 from worker.engine.evaluate import WindowScores, evaluate_tokens, score_windows, tokenize
 from worker.engine.models import load_model
 from worker.engine.reducer import BatchReducer
@@ -49,9 +50,11 @@ def model(tiny_checkpoint: str) -> TransformerBridge:
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_every_metric(
-    model: TransformerBridge,
+    model: TransformerBridge, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A big budget: the similar-length documents share one batch.
+    # A big budget and an accelerator's padding bound (a CPU's would batch these
+    # documents of 4 to 20 tokens one by one): the documents share one batch.
+    monkeypatch.setattr(evaluate, "batch_fill", lambda device: MIN_FILL)
     spec = JobSpec(batch_tokens=100_000)
     docs = tokenize(model, TEXTS, spec.prepend_bos)
     expected = evaluate_tokens(model, docs, spec)

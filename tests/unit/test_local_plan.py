@@ -14,7 +14,12 @@ from lensbatch.store import schema
 from lensbatch.store.clock import now
 from lensbatch.store.db import ensure_schema
 from lensbatch.store.jobs import create_job
-from lensbatch.store.local_plan import pending_documents, plan_pending, reopen_job
+from lensbatch.store.local_plan import (
+    length_sorted_tasks,
+    pending_documents,
+    plan_pending,
+    reopen_job,
+)
 from scheduler.progress import LOCAL_RUNNER, ProgressView
 from tests.jobdb import repeated_corpus
 
@@ -30,6 +35,24 @@ def test_local_task_tokens_is_a_twentieth_between_floor_and_ceiling() -> None:
     assert local_task_tokens(0, CPU_BATCH, 16_384) == CPU_BATCH
 
 
+def test_tasks_hold_documents_of_about_one_length_block_by_block() -> None:
+    # corpus order alternates long (4,000 chars: 1,001 estimated tokens) and short (40: 11)
+    rows = [(seq, 4_000 if seq % 2 else 40) for seq in range(40)]
+    tasks = length_sorted_tasks(rows, budget=2_100, block=20)
+    assert sorted(seq for task in tasks for seq in task) == list(range(40))  # each once
+    assert all(task == sorted(task) for task in tasks)
+    # long and short together only where the lengths change: once a block, or where
+    # one block's last task meets the next one's first
+    mixed = [task for task in tasks if len({seq % 2 for seq in task}) == 2]
+    assert 1 <= len(mixed) <= 3
+    block_of = [{seq // 20 for seq in task} for task in tasks]
+    assert block_of[0] == {0} and block_of[-1] == {1}  # a block's documents first
+    # within the budget unless one document is over it
+    assert all(len(t) == 1 or sum(estimate_tokens(r[1]) for r in rows if r[0] in t) <= 2_100
+               for t in tasks)
+    assert tasks[0] == [1, 3]  # longest first, in corpus order inside the task
+
+
 def stored(tmp_path: Path, corpus: str) -> tuple[Engine, str]:
     engine = ensure_schema(f"sqlite:///{tmp_path / 'lensbatch.db'}")
     return engine, create_job(engine, corpus, JobSpec(model="toy-induction")).job_id
@@ -42,7 +65,8 @@ def test_the_sample_corpus_is_planned_in_a_dozen_tasks_or_more(tmp_path: Path) -
     plan = plan_pending(engine, job_id, floor=CPU_BATCH, ceiling=16_384)
     assert plan.n_documents == 36 and plan.task_tokens == CPU_BATCH
     assert 12 <= len(plan.tasks) <= 2 * LOCAL_TASKS
-    assert [seq for task in plan.tasks for seq in task] == list(range(36))
+    assert sorted(seq for task in plan.tasks for seq in task) == list(range(36))
+    assert all(task == sorted(task) for task in plan.tasks)
     with engine.connect() as connection:
         chars = dict(connection.execute(
             select(schema.job_documents.c.seq, schema.documents.c.n_chars)
@@ -69,7 +93,8 @@ def test_plan_and_reopen_leave_out_documents_failed_for_good(tmp_path: Path) -> 
         connection.execute(update(schema.jobs).where(schema.jobs.c.id == job_id)
                            .values(status="running"))
     plan = plan_pending(engine, job_id, floor=1, ceiling=16_384)
-    assert [seq for task in plan.tasks for seq in task] == [s for s in range(12) if s not in (0, 5)]
+    assert sorted(seq for task in plan.tasks for seq in task) == [
+        s for s in range(12) if s not in (0, 5)]
     assert pending_documents(engine, job_id) == plan.n_documents == 10
     assert reopen_job(engine, job_id).model == "toy-induction"
     with engine.connect() as connection:

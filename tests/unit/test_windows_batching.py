@@ -77,6 +77,20 @@ def test_batch_budget_is_the_jobs_or_the_devices() -> None:
     assert batch_budget(None, "mps") == ACCELERATOR_BATCH_TOKENS
 
 
+def test_a_cpu_batch_holds_less_padding_than_an_accelerators() -> None:
+    from worker.engine.batching import batch_fill
+
+    assert batch_fill("cpu") == batch_fill(torch.device("cpu")) > batch_fill("cuda:0")
+    lengths = [1000, 950, 900, 800, 700, 600]  # 8,192 fits six rows of 1,000
+    for device in ("cpu", "cuda:0"):
+        fill = batch_fill(device)
+        for batch in budget_batches(lengths, 8192, fill):
+            real = sum(lengths[i] for i in batch)
+            assert real >= fill * len(batch) * max(lengths[i] for i in batch)
+    assert len(budget_batches(lengths, 8192, batch_fill("cpu"))) > len(
+        budget_batches(lengths, 8192, batch_fill("cuda:0")))
+
+
 def scored_pairs(tokens: list[int], n_ctx: int) -> list[tuple[list[int], list[int]]]:
     """Each disjoint window as lm-eval's (context, continuation): the tokens before the
     first scored target, and the targets it scores."""

@@ -20,7 +20,7 @@ from lensbatch.jobspec import JobSpec
 from lensbatch.top import HookTop
 from worker.engine.adaptive import halve_on_oom, release_cached_memory
 from worker.engine.attention_mode import summaries_to
-from worker.engine.batching import batch_budget, budget_batches
+from worker.engine.batching import batch_budget, batch_fill, budget_batches
 from worker.engine.card import attention_layers
 from worker.engine.documents import HeadLayout, WindowScores, stitch
 from worker.engine.forward import LaunchedBatch, collect_windows, launch_windows
@@ -81,8 +81,9 @@ def _score_all(
     halving = halve_on_oom(run)
     scores: dict[int, WindowScores] = {}
     pending: tuple[list[int], LaunchedBatch] | None = None
-    budget = batch_budget(spec.batch_tokens, model.cfg.device or "cpu")
-    for batch in budget_batches([w.length for w in windows], budget):
+    device = model.cfg.device or "cpu"
+    budget = batch_budget(spec.batch_tokens, device)
+    for batch in budget_batches([w.length for w in windows], budget, batch_fill(device)):
         items = [windows[i] for i in batch]
         launched: LaunchedBatch | None = None
         if scorer is None:

@@ -22,6 +22,8 @@ from lensbatch.models import Source, check_loadable, has_own_tokenizer, hub_name
 from lensbatch.settings import DEFAULT_CACHE_DIR
 from worker.engine import attention, toy_induction
 from worker.engine.card import loaded_shape, model_card
+from worker.engine.fused_activations import fuse_activations
+from worker.engine.fused_norms import fuse_norms
 from worker.engine.tokenizer import gpt2_tokenizer
 
 __all__ = ["BUILDERS", "load_model", "loaded_shape", "model_card", "model_record",
@@ -89,6 +91,8 @@ def _load_model(name: str, device: str, dtype: str, cache_dir: str) -> Transform
     else:
         model = _boot_pretrained(name, torch_device, torch_dtype, cache_dir)
     model.eval()
+    fuse_activations(model)
+    fuse_norms(model)
     attention.install(model)
     if model.tokenizer is None:
         model.set_tokenizer(gpt2_tokenizer(cache_dir))

@@ -45,15 +45,40 @@ def target_scores(
     """Cross-entropy of each row's target in nats (next_token_nll for rows already paired
     with the token they predict), and whether the row's argmax is its target.
 
-    One max over the vocabulary serves both: it is log-sum-exp's shift and the argmax
-    (max's index is the first maximal one, as argmax's). The rest is done in place on
-    the float32 logits, so a chunk needs no second [n, d_vocab] tensor: the caller's
-    float32 logits are consumed."""
+    One max over the vocabulary serves both: it is log-sum-exp's shift and gives the
+    argmax's hit (on a CPU through _first_maximum_is; elsewhere max's index, the first
+    maximal one, as argmax's). The rest is done in place on the float32 logits, so a
+    chunk needs no second [n, d_vocab] tensor: the caller's float32 logits are consumed."""
     logits = logits.float()  # [n, d_vocab]; the same tensor when already float32
     target = logits.gather(-1, targets[:, None]).squeeze(-1)  # [n]
-    best = logits.max(dim=-1)  # values, indices: [n] each
-    log_sum = logits.sub_(best.values[:, None]).exp_().sum(dim=-1).log_()  # [n]
-    return log_sum + best.values - target, best.indices == targets
+    if logits.device.type == "cpu":
+        top = logits.amax(dim=-1)  # [n]
+        correct = _first_maximum_is(logits, top, target, targets)
+    else:
+        best = logits.max(dim=-1)  # values, indices: [n] each
+        top, correct = best.values, best.indices == targets
+    log_sum = logits.sub_(top[:, None]).exp_().sum(dim=-1).log_()  # [n]
+    return log_sum + top - target, correct
+
+
+def _first_maximum_is(
+    logits: torch.Tensor,  # [n, d_vocab] float32, on the CPU
+    top: torch.Tensor,  # [n]: each row's maximum
+    target: torch.Tensor,  # [n]: each row's logit of its target
+    targets: torch.Tensor,  # [n] int64
+) -> torch.Tensor:  # [n] bool: argmax (the first maximal index) == target
+    """argmax's hit without argmax: on a CPU a max with its index costs 3.7x a plain
+    max over GPT-2's vocabulary (18.6 ms against 5.0 ms for 667 rows). A row hits when
+    its target holds the maximum and no earlier entry does; only the rows whose target
+    holds it are looked at again, up to the target."""
+    hit = target == top
+    rows = hit.nonzero().flatten().tolist()
+    if rows:
+        wanted = targets.tolist()
+        for row in rows:
+            if bool((logits[row, :wanted[row]] == top[row]).any()):
+                hit[row] = False
+    return hit
 
 
 def earlier_bigrams(

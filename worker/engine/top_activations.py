@@ -39,7 +39,7 @@ CHUNK_ROWS = 8  # rows per chunk of a task's first batch, whose maxima bound its
 @dataclass
 class _Running:
     keys: torch.Tensor  # [k, neuron] int64, best first
-    counts: torch.Tensor  # [neuron * SLOTS] int64 (slot_counts)
+    counts: torch.Tensor  # [SLOTS * neuron] int64, slot-major (slot_counts)
     total: int
     per_head: int
     # The k-th value per neuron once k entries are kept, on the CPU only (where
@@ -75,24 +75,27 @@ ZERO_SLOT = BINS
 
 
 def slot_table() -> torch.Tensor:  # [512] int32: sign-and-exponent code -> slot
-    """The slot of every float32 sign-and-exponent code (its bits >> 23, as 0..511), as
-    lensbatch.top.value_bins bins it."""
-    code = np.arange(512)
-    signed = np.where(code >= 256, code - 512, code)  # the bits' sign kept
+    """The slot of every float32 sign-and-exponent code (its int32 bits >> 23, which
+    keeps the sign: -256..255, plus 256), as lensbatch.top.value_bins bins it."""
+    signed = np.arange(512) - 256  # the bits >> 23, sign kept
     magnitude = np.clip((signed & 0xFF) - EXPONENT_SHIFT, 0, HALF - 1)
     slots = np.where(signed < 0, HALF - 1 - magnitude, HALF + magnitude)
-    slots[0] = ZERO_SLOT  # exponent 0, sign 0: +0 and the positive subnormals
+    slots[256] = ZERO_SLOT  # exponent 0, sign 0: +0 and the positive subnormals
     return torch.from_numpy(slots.astype(np.int32))
 
 
-def slot_counts(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """[m, neuron] float32 -> [neuron * SLOTS] int64 counts: each entry's slot looked up
-    from its sign and exponent bits, offset by its neuron, and one bincount over slots
-    few enough to stay in cache."""
-    code = (values.view(torch.int32) >> 23) & 0x1FF  # [m, neuron] in 0..511
-    slot = table.index_select(0, code.ravel()).view(code.shape)
-    slot += torch.arange(values.shape[1], device=values.device, dtype=torch.int32) * SLOTS
-    return torch.bincount(slot.ravel(), minlength=values.shape[1] * SLOTS)
+def slot_counts(values: torch.Tensor, scaled_table: torch.Tensor) -> torch.Tensor:
+    """[m, neuron] float32 -> [SLOTS * neuron] int64 counts, slot-major: each entry's
+    slot looked up from its sign and exponent bits in `scaled_table` (slot_table() x the
+    neuron count), its neuron added, and one bincount. Slot-major, the entries of a row
+    that share a slot (most do) count into neighbouring words: 0.77 ms against 0.99 ms
+    neuron-major for [270, 3,072]."""
+    n_neurons = values.shape[1]
+    code = values.view(torch.int32) >> 23  # [m, neuron] in -256..255: sign and exponent
+    code += 256  # in place: no second [m, neuron] tensor to allocate (0.15 ms, not 0.77)
+    index = scaled_table.index_select(0, code.ravel()).view(code.shape)
+    index += torch.arange(n_neurons, device=values.device, dtype=torch.int32)
+    return torch.bincount(index.ravel(), minlength=SLOTS * n_neurons)
 
 
 def fold_slots(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +118,7 @@ class TopAccumulator:
         self._running: dict[str, _Running] = {}
         self._staged: dict[str, _Running] = {}
         self._batch: _Batch | None = None
-        self._table: torch.Tensor | None = None  # slot_table() on the activations' device
+        self._tables: dict[tuple[torch.device, int], torch.Tensor] = {}  # _scaled_table
 
     def start(self, windows: Sequence[Window], offsets: torch.Tensor, n_pos: int,
               device: torch.device) -> None:
@@ -146,11 +149,21 @@ class TopAccumulator:
             keys = self._above(values, self._floor(name, values))
         if keys is None:
             keys = order_keys(values, self._batch.ties)
-        best = keys.topk(min(self.k, keys.shape[0]), dim=0).values
-        if self._table is None or self._table.device != values.device:
-            self._table = slot_table().to(values.device)
-        self._staged[name] = _Running(best, slot_counts(values, self._table),
+        # The few entries _above keeps need no top-k of their own once a running top K
+        # exists: commit's merge ranks them.
+        if name not in self._running or keys.shape[0] > self.k * 4:
+            keys = keys.topk(min(self.k, keys.shape[0]), dim=0).values
+        self._staged[name] = _Running(keys, slot_counts(values, self._scaled_table(values)),
                                       int(values.shape[0]), per_head)
+
+    def _scaled_table(self, values: torch.Tensor) -> torch.Tensor:
+        """slot_table() x the neuron count, on the activations' device (slot_counts)."""
+        n_neurons = int(values.shape[1])
+        table = self._tables.get((values.device, n_neurons))
+        if table is None:
+            table = self._tables[(values.device, n_neurons)] = (
+                slot_table() * n_neurons).to(values.device)
+        return table
 
     def _floor(self, name: str, values: torch.Tensor) -> torch.Tensor:  # [neuron] float32
         """A value per neuron that every entry of its top K is at or above: the running
@@ -174,11 +187,11 @@ class TopAccumulator:
         (the others cannot enter its top K), padded with the lowest key; None when too
         many are (then a top-k of the whole batch is cheaper)."""
         assert self._batch is not None
-        above = values >= floor  # [m, neuron] bool
-        # Neuron by neuron (the transpose's order), so each neuron's entries are together.
-        neurons, rows = above.T.nonzero(as_tuple=True)
+        rows, neurons = (values >= floor).nonzero(as_tuple=True)  # row-major: the fast one
         if rows.numel() > SPARSE_SHARE * values.numel():
             return None
+        neurons, order = neurons.sort()  # each neuron's entries together, in any order
+        rows = rows[order]
         counts = torch.bincount(neurons, minlength=values.shape[1])
         depth = int(counts.max()) if rows.numel() else 0
         out = torch.full((max(depth, 1), values.shape[1]), torch.iinfo(torch.int64).min,
@@ -217,7 +230,8 @@ class TopAccumulator:
             keys = running.keys.cpu()
             index = LOW_MASK - (keys & LOW_MASK).numpy().T  # [neuron, k]
             doc = np.searchsorted(self.doc_starts, index, side="right") - 1
-            histogram, positive = fold_slots(running.counts.cpu().numpy().reshape(-1, SLOTS))
+            histogram, positive = fold_slots(
+                running.counts.cpu().numpy().reshape(SLOTS, -1).T)
             out.append(HookTop(
                 name, running.per_head, key_values(keys).numpy().T.copy(), doc_seqs[doc],
                 (index - self.doc_starts[doc]).astype(np.int32), histogram, positive,
