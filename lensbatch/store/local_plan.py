@@ -23,7 +23,7 @@ from itertools import islice
 from sqlalchemy import Connection, Engine, func, update
 
 from lensbatch.jobspec import JobSpec
-from lensbatch.planning import estimate_tokens, local_task_tokens
+from lensbatch.planning import TaskPlanner, estimate_tokens, local_task_tokens
 from lensbatch.status import JobStatus
 from lensbatch.store import schema
 from lensbatch.store.docstate import documents_without_result, finish_if_complete
@@ -76,22 +76,14 @@ def plan_pending(engine: Engine, job_id: str, floor: int, ceiling: int) -> Local
 def length_sorted_tasks(rows: Iterable[tuple[int, int]], budget: int,
                         block: int = PLAN_ROWS) -> list[list[int]]:
     """(seq, n_chars) rows in corpus order cut into tasks of about `budget` estimated
-    tokens, `block` rows at a time, longest document first within each block."""
-    tasks: list[list[int]] = []
-    task: list[int] = []
-    tokens = 0
+    tokens by the queue's TaskPlanner, `block` rows at a time, longest document first
+    within each block; each task's seqs ascending."""
+    planner = TaskPlanner(budget)
     it = iter(rows)
     while chunk := list(islice(it, block)):
         for seq, n_chars in sorted(chunk, key=lambda row: (-row[1], row[0])):
-            cost = estimate_tokens(n_chars)
-            if task and tokens + cost > budget:
-                tasks.append(sorted(task))
-                task, tokens = [], 0
-            task.append(seq)
-            tokens += cost
-    if task:
-        tasks.append(sorted(task))
-    return tasks
+            planner.add(seq, n_chars)
+    return [sorted(task) for task in planner.tasks]
 
 
 def record_task_count(engine: Engine, job_id: str, n_tasks: int) -> None:
